@@ -1,0 +1,100 @@
+// buildApp(config, deps): the Fastify app as a composition of plugins. No
+// listening, no signals, no process.env: server.ts does those, tests call this.
+
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from './config.ts';
+import { BufferBudget } from './core/buffer-budget.ts';
+import { DEFAULT_TENANT } from './core/keys.ts';
+import { SluiceError, type ErrorCode } from './errors.ts';
+import { errorHandler } from './http/plugins/error-handler.ts';
+import { routes } from './http/routes/index.ts';
+import './http/types.ts';
+import { createLogger } from './logger.ts';
+import type { Storage } from './storage/storage.ts';
+
+export interface AppDeps {
+  config: Readonly<Config>;
+  storage: Storage;
+  budget: BufferBudget;
+  log: Logger;
+  /** Aborts every in-flight upload (graceful shutdown past its grace period). */
+  shutdownSignal?: AbortSignal;
+}
+
+export function defaultDeps(config: Readonly<Config>, storage: Storage, log: Logger = createLogger(config)): AppDeps {
+  return { config, storage, budget: new BufferBudget(config.uploadBufferBytes), log };
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function buildApp(deps: AppDeps) {
+  const { config } = deps;
+  const app = Fastify({
+    loggerInstance: deps.log,
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID_RE.test(incoming) ? incoming : randomUUID();
+    },
+    // The JSON routes take small bodies; upload routes bypass body parsing entirely.
+    bodyLimit: 1024 * 1024,
+    serverFactory: (handler) => createHttpServer(config, handler),
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => writeClientError(err, socket),
+  });
+  app.decorateRequest('tenant', DEFAULT_TENANT);
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    // Routes that defer 100 Continue send it after their admission checks.
+    if (!request.routeOptions.config.deferContinue && /^100-continue$/i.test(String(request.headers.expect ?? ''))) {
+      reply.raw.writeContinue();
+    }
+  });
+  await app.register(errorHandler);
+  await app.register(routes, { deps });
+  return app;
+}
+
+/**
+ * Node's defaults do not fit large uploads: requestTimeout (300 s) would cut
+ * off a 5 GiB upload slower than ~17 MB/s. Uploads are guarded by an idle
+ * timeout in the pipeline instead; headers must still arrive quickly.
+ */
+function createHttpServer(config: Readonly<Config>, handler: (req: IncomingMessage, res: ServerResponse) => void) {
+  const server = createServer(
+    {
+      requestTimeout: 0,
+      headersTimeout: config.timeouts.headersMs,
+      // Enforce headersTimeout promptly (Node checks on this interval; default 30 s).
+      connectionsCheckingInterval: Math.min(1000, config.timeouts.headersMs),
+      keepAliveTimeout: 72_000,
+      maxHeaderSize: config.limits.headerBytes,
+    },
+    handler,
+  );
+  server.timeout = config.timeouts.socketMs;
+  // Without this listener Node answers 100 Continue by itself, before we could refuse the body.
+  server.on('checkContinue', (req, res) => server.emit('request', req, res));
+  return server;
+}
+
+const CLIENT_ERROR_CODES: Record<string, ErrorCode> = {
+  HPE_HEADER_OVERFLOW: 'HEADERS_TOO_LARGE',
+  ERR_HTTP_REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+};
+
+function writeClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable || err.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const e = new SluiceError(CLIENT_ERROR_CODES[err.code ?? ''] ?? 'MALFORMED_REQUEST');
+  const body = JSON.stringify({ error: { code: e.code, message: e.message } });
+  socket.end(
+    `HTTP/1.1 ${e.status} ${e.code}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+export type SluiceApp = Awaited<ReturnType<typeof buildApp>>;

@@ -1,0 +1,212 @@
+// Every setting, parsed once at start-up from the environment into a frozen,
+// typed Config that is passed down. Nothing else in the codebase reads
+// process.env. A bad value stops the process with one line naming the variable.
+
+import { z } from 'zod';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+
+/**
+ * Default allowlist: common images, audio, video, PDF, archives and text.
+ * Never executables or scripts. `type/*` wildcards are allowed in the setting.
+ */
+export const DEFAULT_ALLOWED_TYPES = [
+  'image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/avif', 'image/heic', 'image/heif',
+  'image/tiff', 'image/bmp', 'image/svg+xml', 'image/apng', 'image/jxl',
+  'audio/mpeg', 'audio/ogg', 'audio/wav', 'audio/flac', 'audio/aac', 'audio/mp4', 'audio/x-m4a', 'audio/webm', 'audio/opus',
+  'video/mp4', 'video/webm', 'video/quicktime', 'video/matroska', 'video/x-m4v', 'video/ogg', 'video/mpeg',
+  'application/pdf',
+  'application/zip', 'application/gzip', 'application/x-tar', 'application/x-7z-compressed', 'application/zstd',
+  'application/x-bzip2', 'application/x-xz',
+  'text/plain', 'text/csv', 'application/json', 'text/markdown',
+];
+
+// Each field: the variable, its default, what it does.
+const envSchema = z.object({
+  /** TCP port to listen on. */
+  PORT: int(0, 65535).default(8080),
+  /** Address to bind. Loopback by default: exposing the service is a deliberate choice. */
+  HOST: z.string().min(1).default('127.0.0.1'),
+  /** pino level: fatal, error, warn, info, debug, trace, silent. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  /** Storage backend: fs (default, under SLUICE_DATA_DIR) or s3 (default when SLUICE_S3_BUCKET is set). */
+  SLUICE_STORAGE: z.enum(['fs', 's3']).optional(),
+  /** Root directory of the fs backend. */
+  SLUICE_DATA_DIR: z.string().min(1).default('./data'),
+  /** Key prefix for everything sluice writes (no leading or trailing slash). */
+  SLUICE_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'letters, digits, . _ - and inner slashes').default('sluice'),
+
+  /** S3 endpoint URL; unset means AWS. */
+  SLUICE_S3_ENDPOINT: z.url().optional(),
+  SLUICE_S3_REGION: z.string().min(1).default('us-east-1'),
+  SLUICE_S3_BUCKET: z.string().min(3).optional(),
+  /** Static credentials; unset means the AWS SDK's default chain (env, profile, IMDS, ...). */
+  SLUICE_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  SLUICE_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  /** Path-style URLs (http://host/bucket/key): MinIO and most S3-compatible stores want true. */
+  SLUICE_S3_FORCE_PATH_STYLE: bool.default(false),
+  /**
+   * When the SDK computes request checksums: when_supported (SDK default, CRC32 on every
+   * upload; AWS, MinIO) or when_required (R2, B2 and other stores that reject them).
+   */
+  SLUICE_S3_CHECKSUM: z.enum(['when_supported', 'when_required']).default('when_supported'),
+  /** Multipart part size. Memory per upload is about part size × (queue size + 1). */
+  SLUICE_S3_PART_SIZE: int(5 * MiB, 512 * MiB).default(8 * MiB),
+  /** Parts uploaded concurrently per file. */
+  SLUICE_S3_QUEUE_SIZE: int(1, 32).default(4),
+
+  /** Largest file accepted, in bytes. */
+  SLUICE_MAX_FILE_BYTES: int(0).default(5 * GiB),
+  /** Largest multipart request body, in bytes (all files and fields together). */
+  SLUICE_MAX_REQUEST_BYTES: int(0).default(10 * GiB),
+  /** Files per multipart request. */
+  SLUICE_MAX_FILES: int(1, 10_000).default(20),
+  /** Non-file fields per multipart request. */
+  SLUICE_MAX_FIELDS: int(0, 10_000).default(50),
+  /** Bytes per non-file field value. */
+  SLUICE_MAX_FIELD_BYTES: int(1, 1 * MiB).default(64 * 1024),
+  /** Parts (files + fields) per multipart request. */
+  SLUICE_MAX_PARTS: int(1, 20_000).default(100),
+  /** Header pairs per part. */
+  SLUICE_MAX_PART_HEADER_PAIRS: int(1, 2000).default(32),
+  /** Largest HTTP request header block, in bytes (Node's maxHeaderSize). */
+  SLUICE_MAX_HEADER_BYTES: int(1024, 1 * MiB).default(16 * 1024),
+  /** Refuse raw PUT uploads without a Content-Length (411) instead of accepting chunked bodies. */
+  SLUICE_REQUIRE_CONTENT_LENGTH: bool.default(false),
+  /** Allowed MIME types (comma-separated, `image/*` wildcards allowed). */
+  SLUICE_ALLOWED_TYPES: list.optional(),
+
+  /** An upload whose body sends nothing for this long is aborted with 408. */
+  SLUICE_UPLOAD_IDLE_TIMEOUT_MS: int(100).default(30_000),
+  /** Time a client has to send the request headers (slowloris guard). */
+  SLUICE_HEADERS_TIMEOUT_MS: int(100).default(10_000),
+  /** Idle socket timeout outside uploads (keep-alive excepted). */
+  SLUICE_SOCKET_TIMEOUT_MS: int(0).default(120_000),
+  /**
+   * Process-wide budget of upload bytes that may be buffered at once. Each upload
+   * reserves min(Content-Length, part size × (queue size + 1)) before its body is
+   * read; past the budget, uploads wait with their sockets paused.
+   */
+  SLUICE_UPLOAD_BUFFER_BYTES: int(1 * MiB).default(256 * MiB),
+  /** How long an upload may wait for buffer budget before 503 BUSY. */
+  SLUICE_UPLOAD_QUEUE_TIMEOUT_MS: int(0).default(30_000),
+});
+
+export type Env = Record<string, string | undefined>;
+
+export interface S3Config {
+  endpoint: string | undefined;
+  region: string;
+  bucket: string;
+  accessKeyId: string | undefined;
+  secretAccessKey: string | undefined;
+  forcePathStyle: boolean;
+  checksum: 'when_supported' | 'when_required';
+  partSize: number;
+  queueSize: number;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  keyPrefix: string;
+  storage: { kind: 'fs'; dataDir: string } | { kind: 's3'; s3: S3Config };
+  /** Part size and queue size also bound the fs backend's write buffering. */
+  partSize: number;
+  queueSize: number;
+  limits: {
+    fileBytes: number;
+    requestBytes: number;
+    files: number;
+    fields: number;
+    fieldBytes: number;
+    parts: number;
+    partHeaderPairs: number;
+    headerBytes: number;
+  };
+  allowedTypes: readonly string[];
+  requireContentLength: boolean;
+  timeouts: { uploadIdleMs: number; headersMs: number; socketMs: number; uploadQueueMs: number };
+  uploadBufferBytes: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parse the environment. Throws ConfigError with one line per bad variable. */
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `invalid ${i.path.join('.')}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`);
+    throw new ConfigError(lines.join('\n'));
+  }
+  const e = parsed.data;
+  const kind = e.SLUICE_STORAGE ?? (e.SLUICE_S3_BUCKET ? 's3' : 'fs');
+  if (kind === 's3' && !e.SLUICE_S3_BUCKET) throw new ConfigError('invalid SLUICE_S3_BUCKET: required when SLUICE_STORAGE=s3');
+  if ((e.SLUICE_S3_ACCESS_KEY_ID === undefined) !== (e.SLUICE_S3_SECRET_ACCESS_KEY === undefined)) {
+    throw new ConfigError('invalid SLUICE_S3_SECRET_ACCESS_KEY: set both SLUICE_S3_ACCESS_KEY_ID and SLUICE_S3_SECRET_ACCESS_KEY, or neither');
+  }
+  const config: Config = {
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    keyPrefix: e.SLUICE_KEY_PREFIX,
+    storage:
+      kind === 's3'
+        ? {
+            kind: 's3',
+            s3: {
+              endpoint: e.SLUICE_S3_ENDPOINT,
+              region: e.SLUICE_S3_REGION,
+              bucket: e.SLUICE_S3_BUCKET as string,
+              accessKeyId: e.SLUICE_S3_ACCESS_KEY_ID,
+              secretAccessKey: e.SLUICE_S3_SECRET_ACCESS_KEY,
+              forcePathStyle: e.SLUICE_S3_FORCE_PATH_STYLE,
+              checksum: e.SLUICE_S3_CHECKSUM,
+              partSize: e.SLUICE_S3_PART_SIZE,
+              queueSize: e.SLUICE_S3_QUEUE_SIZE,
+            },
+          }
+        : { kind: 'fs', dataDir: e.SLUICE_DATA_DIR },
+    partSize: e.SLUICE_S3_PART_SIZE,
+    queueSize: e.SLUICE_S3_QUEUE_SIZE,
+    limits: {
+      fileBytes: e.SLUICE_MAX_FILE_BYTES,
+      requestBytes: e.SLUICE_MAX_REQUEST_BYTES,
+      files: e.SLUICE_MAX_FILES,
+      fields: e.SLUICE_MAX_FIELDS,
+      fieldBytes: e.SLUICE_MAX_FIELD_BYTES,
+      parts: e.SLUICE_MAX_PARTS,
+      partHeaderPairs: e.SLUICE_MAX_PART_HEADER_PAIRS,
+      headerBytes: e.SLUICE_MAX_HEADER_BYTES,
+    },
+    allowedTypes: e.SLUICE_ALLOWED_TYPES ?? DEFAULT_ALLOWED_TYPES,
+    requireContentLength: e.SLUICE_REQUIRE_CONTENT_LENGTH,
+    timeouts: {
+      uploadIdleMs: e.SLUICE_UPLOAD_IDLE_TIMEOUT_MS,
+      headersMs: e.SLUICE_HEADERS_TIMEOUT_MS,
+      socketMs: e.SLUICE_SOCKET_TIMEOUT_MS,
+      uploadQueueMs: e.SLUICE_UPLOAD_QUEUE_TIMEOUT_MS,
+    },
+    uploadBufferBytes: e.SLUICE_UPLOAD_BUFFER_BYTES,
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(o: T): Readonly<T> {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

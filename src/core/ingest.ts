@@ -1,0 +1,143 @@
+// One upload: the client's bytes flow through
+//   idle timeout → size limit → type sniff → sha256 + count → storage
+// composed with stream.pipeline, so backpressure reaches the socket and any
+// failure (limit, type, checksum, storage, disconnect, shutdown) aborts the
+// storage write, which leaves nothing behind. The manifest is written last by
+// `commitFiles`: until then the original is invisible to every reader.
+
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import { SluiceError, isSluiceError } from '../errors.ts';
+import type { Storage } from '../storage/storage.ts';
+import { fileKeys, newFileId } from './keys.ts';
+import { MANIFEST_VERSION, type Manifest } from './manifest.ts';
+import { byteLimit } from './stages/byte-limit.ts';
+import { digest } from './stages/digest.ts';
+import { idleTimeout } from './stages/idle-timeout.ts';
+import { sniffType } from './stages/sniff.ts';
+import { writeManifest, deleteFileObjects } from './files.ts';
+
+/** The logging the core needs; Fastify's request logger and pino both fit. */
+export type CoreLog = Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
+
+export interface IngestDeps {
+  config: Readonly<Config>;
+  storage: Storage;
+  log: CoreLog;
+}
+
+export interface IngestInput {
+  tenant: string;
+  /** Already sanitised (see names.ts). */
+  name: string;
+  source: AsyncIterable<Uint8Array>;
+  declaredType?: string | undefined;
+  expectedSha256?: Buffer | undefined;
+  signal: AbortSignal;
+}
+
+/** A stored original, not yet visible: `commitFiles` makes it so. */
+export type StagedFile = Manifest;
+
+export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<StagedFile> {
+  const { config, storage } = deps;
+  const id = newFileId();
+  const keys = fileKeys(config.keyPrefix, input.tenant, id);
+  const sniff = sniffType({ allowed: config.allowedTypes, declared: input.declaredType });
+  const sum = digest(input.expectedSha256);
+
+  try {
+    await pipeline(
+      input.source,
+      idleTimeout(config.timeouts.uploadIdleMs),
+      byteLimit(config.limits.fileBytes),
+      sniff.stage,
+      sum.stage,
+      async function toStorage(body: AsyncIterable<Uint8Array>) {
+        // Pull the first chunk so the type is known before storage starts: S3
+        // needs Content-Type when the (multipart) upload is created.
+        const it = body[Symbol.asyncIterator]();
+        const first = await it.next();
+        await storage.put(keys.original, prepend(first, it), {
+          contentType: sniff.type().mime,
+          metadata: { 'sluice-id': id, 'sluice-tenant': input.tenant },
+          signal: input.signal,
+        });
+      },
+      { signal: input.signal },
+    );
+  } catch (err) {
+    // storage.put removes its own partial state; an error before put started leaves nothing.
+    throw normaliseIngestError(err, input.signal);
+  }
+
+  const { sha256, size } = sum.result();
+  const declared = input.declaredType?.trim();
+  return {
+    version: MANIFEST_VERSION,
+    id,
+    tenant: input.tenant,
+    name: input.name,
+    size,
+    sha256,
+    type: sniff.type(),
+    ...(declared ? { declaredType: declared.slice(0, 255) } : {}),
+    createdAt: new Date().toISOString(),
+    original: { key: keys.original },
+  };
+}
+
+/**
+ * Make staged files visible by writing their manifests. All or nothing: when
+ * any manifest fails, the ones written and every staged original are removed.
+ */
+export async function commitFiles(deps: IngestDeps, staged: StagedFile[]): Promise<void> {
+  const written: StagedFile[] = [];
+  try {
+    for (const m of staged) {
+      await writeManifest(deps.storage, deps.config.keyPrefix, m);
+      written.push(m);
+    }
+  } catch (err) {
+    await discardStaged(deps, staged);
+    throw err;
+  }
+}
+
+/** Remove staged (or committed) files; failures are logged, never thrown, so the original error wins. */
+export async function discardStaged(deps: IngestDeps, staged: readonly StagedFile[]): Promise<void> {
+  for (const m of staged) {
+    try {
+      await deleteFileObjects(deps.storage, deps.config.keyPrefix, m.tenant, m.id);
+    } catch (err) {
+      deps.log.error({ err, fileId: m.id }, 'could not remove a staged file after a failed request');
+    }
+  }
+}
+
+async function* prepend(
+  first: IteratorResult<Uint8Array>,
+  rest: AsyncIterator<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  if (first.done) return;
+  yield first.value;
+  for (;;) {
+    const r = await rest.next();
+    if (r.done) return;
+    yield r.value;
+  }
+}
+
+function normaliseIngestError(err: unknown, signal: AbortSignal): unknown {
+  if (isSluiceError(err)) return err;
+  if (signal.aborted) {
+    const reason: unknown = signal.reason;
+    return isSluiceError(reason) ? reason : new SluiceError('CLIENT_ABORTED', { cause: err });
+  }
+  const code = (err as { code?: string } | null)?.code;
+  if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'ABORT_ERR') {
+    return new SluiceError('CLIENT_ABORTED', { cause: err });
+  }
+  return err;
+}

@@ -1,0 +1,97 @@
+// The whole error catalogue. Every error the service can answer is declared here
+// once, with a stable code (what clients match on), an HTTP status and a message.
+// README's error table lists every code; test/errors.test.ts keeps the two in step.
+
+export interface ErrorSpec {
+  readonly status: number;
+  readonly message: string;
+}
+
+export const errorCatalogue = {
+  // 400
+  INVALID_INPUT: { status: 400, message: 'The request is not valid' },
+  MALFORMED_MULTIPART: { status: 400, message: 'The multipart body is malformed' },
+  NO_FILE: { status: 400, message: 'The request contains no file' },
+  INVALID_NAME: { status: 400, message: 'The file name is not valid' },
+  INVALID_DIGEST: { status: 400, message: 'The digest header is malformed' },
+  INVALID_CURSOR: { status: 400, message: 'The listing cursor is not valid' },
+  INVALID_CONTENT_LENGTH: { status: 400, message: 'The Content-Length header is not valid' },
+  MALFORMED_REQUEST: { status: 400, message: 'The HTTP request is malformed' },
+  // 404/405
+  FILE_NOT_FOUND: { status: 404, message: 'No such file' },
+  ROUTE_NOT_FOUND: { status: 404, message: 'No such route' },
+  // 408
+  UPLOAD_TIMEOUT: { status: 408, message: 'The upload stalled and was aborted' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request took too long to arrive' },
+  // 411/413
+  LENGTH_REQUIRED: { status: 411, message: 'A Content-Length header is required' },
+  FILE_TOO_LARGE: { status: 413, message: 'The file exceeds the size limit' },
+  REQUEST_TOO_LARGE: { status: 413, message: 'The request body exceeds the size limit' },
+  TOO_MANY_FILES: { status: 413, message: 'The request has too many files' },
+  TOO_MANY_FIELDS: { status: 413, message: 'The request has too many fields or parts' },
+  FIELD_TOO_LARGE: { status: 413, message: 'A form field exceeds the size limit' },
+  // 431
+  HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large' },
+  // 415/416
+  UNSUPPORTED_CONTENT_TYPE: { status: 415, message: 'The request Content-Type is not supported by this route' },
+  TYPE_NOT_ALLOWED: { status: 415, message: 'The file type is not allowed' },
+  RANGE_NOT_SATISFIABLE: { status: 416, message: 'The requested range is not satisfiable' },
+  // 422
+  TYPE_MISMATCH: { status: 422, message: 'The declared type contradicts the file contents' },
+  CHECKSUM_MISMATCH: { status: 422, message: 'The file does not match the digest the client sent' },
+  // 499: the client went away; logged and counted, never seen by the client.
+  CLIENT_ABORTED: { status: 499, message: 'The client closed the connection before the upload finished' },
+  // 500: a bug. Everything a client can cause has a 4xx code above.
+  INTERNAL: { status: 500, message: 'Internal error' },
+  // 503
+  STORAGE_UNAVAILABLE: { status: 503, message: 'Storage is unavailable; retry later' },
+  BUSY: { status: 503, message: 'The service is at capacity; retry later' },
+  SHUTTING_DOWN: { status: 503, message: 'The service is shutting down; retry on another instance' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+/** Seconds a client should wait before retrying a 503. */
+export const DEFAULT_RETRY_AFTER_S = 5;
+
+/**
+ * The one error type the service throws on purpose. Callers match on `code`,
+ * never on class: class identity does not survive worker threads or bundling.
+ */
+export class SluiceError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra response headers, such as Retry-After or Content-Range. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Safe, client-facing details (never internals such as paths or bucket names). */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    opts: { message?: string; cause?: unknown; headers?: Record<string, string>; details?: Record<string, unknown> } = {},
+  ) {
+    const spec: ErrorSpec = errorCatalogue[code];
+    super(opts.message ?? spec.message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'SluiceError';
+    this.code = code;
+    this.status = spec.status;
+    const retry: Record<string, string> = spec.status === 503 ? { 'retry-after': String(DEFAULT_RETRY_AFTER_S) } : {};
+    this.headers = { ...retry, ...opts.headers };
+    this.details = opts.details;
+  }
+}
+
+export function isSluiceError(err: unknown): err is SluiceError {
+  return err instanceof Error && (err as Partial<SluiceError>).name === 'SluiceError' && typeof (err as Partial<SluiceError>).code === 'string';
+}
+
+/** Plain data for crossing a thread or process boundary. */
+export interface ErrorData {
+  code: ErrorCode;
+  message: string;
+}
+
+export function toErrorData(err: unknown): ErrorData {
+  if (isSluiceError(err)) return { code: err.code, message: err.message };
+  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+}

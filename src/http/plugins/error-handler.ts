@@ -1,0 +1,53 @@
+// The one place errors become HTTP answers: { error: { code, message, requestId } }.
+// Coded errors keep their status; Fastify's own client errors get a code of
+// ours; anything else is a bug, logged in full and answered 500 INTERNAL
+// without internals (no stack, path or bucket name).
+
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { SluiceError, errorCatalogue, isSluiceError, type ErrorCode } from '../../errors.ts';
+
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_CONTENT_TYPE',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'REQUEST_TOO_LARGE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_CONTENT_LENGTH',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_INPUT',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_INPUT',
+  FST_ERR_VALIDATION: 'INVALID_INPUT',
+};
+
+export function toSluiceError(err: unknown): SluiceError {
+  if (isSluiceError(err)) return err;
+  const fe = err as Partial<FastifyError> | null;
+  const mapped = fe?.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped) return new SluiceError(mapped, { message: fe?.validation ? `Invalid request: ${fe.message}` : errorCatalogue[mapped].message, cause: err });
+  if (fe?.validation) return new SluiceError('INVALID_INPUT', { message: `Invalid request: ${fe.message}`, cause: err });
+  if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new SluiceError('INVALID_INPUT', { message: fe.message ?? 'Bad request', cause: err });
+  }
+  return new SluiceError('INTERNAL', { cause: err });
+}
+
+export function sendError(request: FastifyRequest, reply: FastifyReply, err: SluiceError): FastifyReply {
+  // A body still arriving would be read to the end on keep-alive; close instead.
+  if (!request.raw.complete) reply.header('connection', 'close');
+  const status = err.code === 'CLIENT_ABORTED' ? 400 : err.status;
+  return reply
+    .code(status)
+    .headers(err.headers)
+    .type('application/json; charset=utf-8')
+    .send({ error: { code: err.code, message: err.message, requestId: request.id, ...(err.details ? { details: err.details } : {}) } });
+}
+
+async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
+  app.setErrorHandler((err, request, reply) => {
+    const e = toSluiceError(err);
+    if (e.code === 'INTERNAL') request.log.error({ err }, 'unhandled error');
+    else if (e.status >= 500) request.log.warn({ err: e, cause: e.cause }, e.message);
+    else request.log.info({ code: e.code }, e.message);
+    return sendError(request, reply, e);
+  });
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, new SluiceError('ROUTE_NOT_FOUND')));
+}
+
+export const errorHandler = fp(errorHandlerPlugin, { name: 'sluice-error-handler' });

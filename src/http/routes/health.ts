@@ -1,0 +1,15 @@
+// GET /health: the process is alive (never touches storage).
+// GET /ready: storage answers and the service is not shutting down; 503 otherwise.
+
+import type { FastifyInstance } from 'fastify';
+import { SluiceError } from '../../errors.ts';
+import type { RouteOptions } from './index.ts';
+
+export async function healthRoutes(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
+  app.get('/health', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
+  app.get('/ready', { logLevel: 'warn' }, async () => {
+    if (deps.shutdownSignal?.aborted) throw new SluiceError('SHUTTING_DOWN');
+    await deps.storage.ready();
+    return { status: 'ready', storage: deps.storage.kind };
+  });
+}

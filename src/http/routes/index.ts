@@ -1,0 +1,33 @@
+// Registers every route. Upload routes live in their own context with a
+// content-type parser that hands the raw request stream on unread, so no
+// upload body is ever buffered by Fastify.
+
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../../app.ts';
+import { deleteFileRoute } from './delete-file.ts';
+import { getContentRoute } from './get-content.ts';
+import { getFileRoute } from './get-file.ts';
+import { healthRoutes } from './health.ts';
+import { listFilesRoute } from './list-files.ts';
+import { uploadMultipartRoute } from './upload-multipart.ts';
+import { uploadRawRoute } from './upload-raw.ts';
+
+export interface RouteOptions {
+  deps: AppDeps;
+}
+
+export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<void> {
+  await app.register(healthRoutes, opts);
+  await app.register(async function uploads(scope) {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', function passThrough(_request, _payload, done) {
+      done(null, undefined);
+    });
+    await scope.register(uploadMultipartRoute, opts);
+    await scope.register(uploadRawRoute, opts);
+  });
+  await app.register(listFilesRoute, opts);
+  await app.register(getFileRoute, opts);
+  await app.register(getContentRoute, opts);
+  await app.register(deleteFileRoute, opts);
+}

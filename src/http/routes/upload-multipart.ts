@@ -1,0 +1,64 @@
+// POST /v1/files — multipart/form-data with one or more file parts.
+// All or nothing: files are staged one after another as they arrive, and
+// committed (manifests written) only when the whole request succeeded.
+
+import type { FastifyInstance } from 'fastify';
+import { SluiceError } from '../../errors.ts';
+import { commitFiles, discardStaged, stageFile, type StagedFile } from '../../core/ingest.ts';
+import { sanitizeFileName } from '../../core/names.ts';
+import { parseSha256 } from '../digest-header.ts';
+import { fileView } from '../file-view.ts';
+import { declaredPartType, isMultipart, multipartFiles } from '../multipart.ts';
+import { admitUpload } from '../upload-admission.ts';
+import type { RouteOptions } from './index.ts';
+
+export async function uploadMultipartRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
+  const { config } = deps;
+  app.post('/v1/files', { config: { deferContinue: true, scope: 'files:write' } }, async (request, reply) => {
+    if (!isMultipart(request.headers['content-type'])) throw new SluiceError('UNSUPPORTED_CONTENT_TYPE', { message: 'POST /v1/files takes multipart/form-data; use PUT /v1/files/:name for a raw body' });
+    const started = performance.now();
+    const admission = await admitUpload(request, reply, deps, { maxBytes: config.limits.requestBytes, tooLarge: 'REQUEST_TOO_LARGE' });
+    const staged: StagedFile[] = [];
+    const log = request.log;
+    try {
+      for await (const part of multipartFiles(request.raw, config.limits, admission.signal)) {
+        const sha = part.fields.get(`${part.field}.sha256`) ?? part.fields.get('sha256');
+        staged.push(
+          await stageFile(
+            { config, storage: deps.storage, log },
+            {
+              tenant: request.tenant,
+              name: sanitizeFileName(part.filename),
+              source: part.stream,
+              declaredType: declaredPartType(part),
+              expectedSha256: sha === undefined ? undefined : parseSha256(sha),
+              signal: admission.signal,
+            },
+          ),
+        );
+      }
+      if (staged.length === 0) throw new SluiceError('NO_FILE');
+      await commitFiles({ config, storage: deps.storage, log }, staged);
+    } catch (err) {
+      await discardStaged({ config, storage: deps.storage, log }, staged);
+      logUpload(log, staged, started, err);
+      throw err;
+    } finally {
+      admission.release();
+    }
+    logUpload(log, staged, started);
+    return reply.code(201).send({ files: staged.map(fileView) });
+  });
+}
+
+export function logUpload(log: FastifyInstance['log'], files: readonly StagedFile[], started: number, err?: unknown): void {
+  const summary = {
+    files: files.length,
+    bytes: files.reduce((n, f) => n + f.size, 0),
+    types: files.map((f) => f.type.mime),
+    ids: files.map((f) => f.id),
+    durationMs: Math.round(performance.now() - started),
+    outcome: err ? ((err as SluiceError).code ?? 'INTERNAL') : 'committed',
+  };
+  log.info({ upload: summary }, err ? 'upload failed' : 'upload committed');
+}

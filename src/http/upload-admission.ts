@@ -1,0 +1,62 @@
+// What happens before an upload's body is read: refuse a declared size over
+// the limit (before any 100 Continue), reserve buffer budget (the socket stays
+// unread while waiting), then tell an Expect: 100-continue client to go ahead.
+// The returned signal aborts the upload when the client goes away or the
+// service is shutting down.
+
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { SluiceError, type ErrorCode } from '../errors.ts';
+import type { AppDeps } from '../app.ts';
+
+export interface Admission {
+  signal: AbortSignal;
+  /** Bytes the client declared, if it did. */
+  declaredLength: number | undefined;
+  release(): void;
+}
+
+export async function admitUpload(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: AppDeps,
+  opts: { maxBytes: number; tooLarge: ErrorCode },
+): Promise<Admission> {
+  const declaredLength = contentLength(request);
+  if (declaredLength !== undefined && declaredLength > opts.maxBytes) {
+    throw new SluiceError(opts.tooLarge, { details: { limitBytes: opts.maxBytes } });
+  }
+  if (deps.shutdownSignal?.aborted) throw new SluiceError('SHUTTING_DOWN');
+
+  const clientGone = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableFinished) clientGone.abort(new SluiceError('CLIENT_ABORTED'));
+  };
+  reply.raw.once('close', onClose);
+  const signal = deps.shutdownSignal ? AbortSignal.any([clientGone.signal, deps.shutdownSignal]) : clientGone.signal;
+
+  const perPut = deps.storage.bufferedBytesPerPut;
+  const want = declaredLength === undefined ? perPut : Math.min(perPut, declaredLength + 64 * 1024);
+  let releaseBudget: () => void;
+  try {
+    releaseBudget = await deps.budget.reserve(want, { timeoutMs: deps.config.timeouts.uploadQueueMs, signal });
+  } catch (err) {
+    reply.raw.off('close', onClose);
+    throw err;
+  }
+  if (/^100-continue$/i.test(String(request.headers.expect ?? ''))) reply.raw.writeContinue();
+  return {
+    signal,
+    declaredLength,
+    release: () => {
+      releaseBudget();
+      reply.raw.off('close', onClose);
+    },
+  };
+}
+
+function contentLength(request: FastifyRequest): number | undefined {
+  const raw = request.headers['content-length'];
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,16}$/.test(raw)) throw new SluiceError('INVALID_CONTENT_LENGTH');
+  return Number(raw);
+}

@@ -1,0 +1,196 @@
+// Local filesystem backend: the embedded default. A put writes a temp file in
+// the target directory, fsyncs it, renames it into place and fsyncs the
+// directory, so a key either holds a complete object or does not exist, even
+// across a crash. Temp files are dot-files invisible to listings; the reaper
+// removes orphans through sweepStale.
+
+import { randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { SluiceError } from '../errors.ts';
+import type {
+  GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, StaleUploadSweeper, Storage,
+} from './storage.ts';
+
+const TEMP_MARK = '.sluice-tmp-';
+
+export class FsStorage implements Storage, StaleUploadSweeper {
+  readonly kind = 'fs';
+  // Write-stream buffer plus the stages' in-flight chunks.
+  readonly bufferedBytesPerPut = 1024 * 1024;
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  #path(key: string): string {
+    // Keys come from keys.ts, never from client input; this guards against bugs, not users.
+    if (key === '' || key.startsWith('/') || key.includes('\0') || key.split('/').some((s) => s === '' || s === '.' || s === '..' || s.startsWith(TEMP_MARK))) {
+      throw new Error(`invalid storage key ${JSON.stringify(key)}`);
+    }
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  async put(key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions): Promise<PutResult> {
+    const file = this.#path(key);
+    const dir = path.dirname(file);
+    await mkdir(dir, { recursive: true });
+    const tmp = path.join(dir, `${TEMP_MARK}${randomUUID()}`);
+    let size = 0;
+    const counted = async function* () {
+      for await (const chunk of body) {
+        size += chunk.byteLength;
+        yield chunk;
+      }
+    };
+    try {
+      // flush: fsync before close, so the rename below never publishes unwritten data.
+      await pipeline(counted, createWriteStream(tmp, { flags: 'wx', flush: true }), opts.signal ? { signal: opts.signal } : {});
+      await rename(tmp, file);
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    await syncDir(dir);
+    return { size };
+  }
+
+  async get(key: string, opts: GetOptions = {}): Promise<GetResult> {
+    const file = this.#path(key);
+    const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new SluiceError('FILE_NOT_FOUND');
+      throw err;
+    });
+    const { range } = opts;
+    if (range && (range.start < 0 || range.end < range.start || range.start >= st.size)) {
+      throw new SluiceError('RANGE_NOT_SATISFIABLE', { headers: { 'content-range': `bytes */${st.size}` } });
+    }
+    const body = createReadStream(file, range ? { start: range.start, end: Math.min(range.end, st.size - 1), signal: opts.signal } : { signal: opts.signal });
+    return { body, size: st.size };
+  }
+
+  async head(key: string): Promise<ObjectInfo | null> {
+    try {
+      const st = await stat(this.#path(key));
+      return st.isFile() ? { key, size: st.size, lastModified: st.mtime } : null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const file = this.#path(key);
+    try {
+      await unlink(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      return;
+    }
+    // Prune now-empty directories so listings do not grow with deleted files.
+    for (let dir = path.dirname(file); dir.startsWith(this.root + path.sep); dir = path.dirname(dir)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        break; // not empty (or gone): stop climbing
+      }
+    }
+  }
+
+  async list(opts: ListOptions): Promise<ListResult> {
+    const limit = Math.min(opts.limit ?? 1000, 1000);
+    const out: ListResult = { objects: [], prefixes: [], truncated: false };
+    const slash = opts.prefix.lastIndexOf('/');
+    const startDirKey = slash >= 0 ? opts.prefix.slice(0, slash + 1) : '';
+    for await (const entry of this.#walk(startDirKey, opts)) {
+      if (out.objects.length + out.prefixes.length >= limit) {
+        out.truncated = true;
+        break;
+      }
+      if (entry.kind === 'prefix') out.prefixes.push(entry.key);
+      else out.objects.push(entry.info);
+    }
+    return out;
+  }
+
+  /** Depth-first walk in S3 key order (a directory sorts as "name/"). */
+  async *#walk(
+    dirKey: string,
+    opts: ListOptions,
+  ): AsyncGenerator<{ kind: 'prefix'; key: string } | { kind: 'object'; info: ObjectInfo }> {
+    let entries;
+    try {
+      entries = await readdir(dirKey ? path.join(this.root, ...dirKey.split('/').filter(Boolean)) : this.root, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+      throw err;
+    }
+    const named = entries
+      .filter((e) => !e.name.startsWith(TEMP_MARK) && (e.isDirectory() || e.isFile()))
+      .map((e) => ({ e, key: dirKey + e.name + (e.isDirectory() ? '/' : '') }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const { e, key } of named) {
+      const isDir = e.isDirectory();
+      // Skip subtrees that cannot contain the prefix or lie wholly before startAfter.
+      if (!key.startsWith(opts.prefix) && !opts.prefix.startsWith(key)) continue;
+      if (opts.startAfter && isDir && !opts.startAfter.startsWith(key) && key < opts.startAfter) continue;
+      if (isDir && key.startsWith(opts.prefix) && opts.delimiter && key.indexOf('/', opts.prefix.length) === key.length - 1) {
+        if (!opts.startAfter || key > opts.startAfter) yield { kind: 'prefix', key };
+        continue;
+      }
+      if (isDir) {
+        yield* this.#walk(key, opts);
+        continue;
+      }
+      if (!key.startsWith(opts.prefix) || (opts.startAfter && key <= opts.startAfter)) continue;
+      const st = await stat(path.join(this.root, ...key.split('/'))).catch(() => null);
+      if (st) yield { kind: 'object', info: { key, size: st.size, lastModified: st.mtime } };
+    }
+  }
+
+  async ready(): Promise<void> {
+    try {
+      // Prove the root is writable, not just present.
+      await mkdir(this.root, { recursive: true });
+      const probe = path.join(this.root, `${TEMP_MARK}ready-${randomUUID()}`);
+      await (await open(probe, 'wx')).close();
+      await unlink(probe);
+    } catch (err) {
+      throw new SluiceError('STORAGE_UNAVAILABLE', { cause: err });
+    }
+  }
+
+  async sweepStale(opts: { prefix: string; olderThan: Date }): Promise<number> {
+    let removed = 0;
+    const visit = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) await visit(p);
+        else if (e.name.startsWith(TEMP_MARK)) {
+          const st = await stat(p).catch(() => null);
+          if (st && st.mtime < opts.olderThan) {
+            await unlink(p).catch(() => {});
+            removed++;
+          }
+        }
+      }
+    };
+    await visit(path.join(this.root, ...opts.prefix.split('/').filter(Boolean)));
+    return removed;
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
