@@ -42,6 +42,8 @@ export async function buildApp(deps: AppDeps) {
     // The JSON routes take small bodies; upload routes bypass body parsing entirely.
     bodyLimit: 1024 * 1024,
     serverFactory: (handler) => createHttpServer(config, handler),
+    // On close, drop idle keep-alive sockets at once; in-flight requests finish.
+    forceCloseConnections: 'idle',
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => writeClientError(err, socket),
   });
   app.decorateRequest('tenant', DEFAULT_TENANT);
