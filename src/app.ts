@@ -11,6 +11,10 @@ import { BufferBudget } from './core/buffer-budget.ts';
 import { DEFAULT_TENANT } from './core/keys.ts';
 import { SluiceError, type ErrorCode } from './errors.ts';
 import { errorHandler } from './http/plugins/error-handler.ts';
+// security (issue 5)
+import { auth } from './http/plugins/auth.ts';
+import { hardening } from './http/plugins/hardening.ts';
+import { uploadLimits } from './http/plugins/upload-limits.ts';
 import { routes } from './http/routes/index.ts';
 import './http/types.ts';
 import { createLogger } from './logger.ts';
@@ -43,6 +47,8 @@ export async function buildApp(deps: AppDeps) {
     bodyLimit: 1024 * 1024,
     serverFactory: (handler) => createHttpServer(config, handler),
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => writeClientError(err, socket),
+    // security (issue 5): request.ip (rate limits, logs) from X-Forwarded-For only via listed proxies
+    trustProxy: config.security.trustProxy.length > 0 ? [...config.security.trustProxy] : false,
   });
   app.decorateRequest('tenant', DEFAULT_TENANT);
   app.addHook('onRequest', async (request, reply) => {
@@ -53,6 +59,10 @@ export async function buildApp(deps: AppDeps) {
     }
   });
   await app.register(errorHandler);
+  // security (issue 5): headers + CORS, then authentication (sets request.tenant), then per-tenant upload cap
+  await app.register(hardening, { config });
+  await app.register(auth, { deps });
+  await app.register(uploadLimits, { config });
   await app.register(routes, { deps });
   return app;
 }
@@ -75,6 +85,8 @@ function createHttpServer(config: Readonly<Config>, handler: (req: IncomingMessa
     handler,
   );
   server.timeout = config.timeouts.socketMs;
+  // security (issue 5): past this many open sockets, new connections are closed at accept.
+  if (config.security.maxConnections > 0) server.maxConnections = config.security.maxConnections;
   // Without this listener Node answers 100 Continue by itself, before we could refuse the body.
   server.on('checkContinue', (req, res) => server.emit('request', req, res));
   return server;
