@@ -46,6 +46,8 @@ export async function buildApp(deps: AppDeps) {
     // The JSON routes take small bodies; upload routes bypass body parsing entirely.
     bodyLimit: 1024 * 1024,
     serverFactory: (handler) => createHttpServer(config, handler),
+    // On close, drop idle keep-alive sockets at once; in-flight requests finish.
+    forceCloseConnections: 'idle',
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => writeClientError(err, socket),
     // security (issue 5): request.ip (rate limits, logs) from X-Forwarded-For only via listed proxies
     trustProxy: config.security.trustProxy.length > 0 ? [...config.security.trustProxy] : false,
