@@ -27,7 +27,8 @@ export interface FilePart {
   filename: string;
   /** busboy reports "text/plain" for parts without a Content-Type; see declaredPartType. */
   mimeType: string;
-  stream: Readable;
+  /** The part's bytes; a parse error while reading them is MALFORMED_MULTIPART, never a raw busboy Error. */
+  stream: AsyncIterable<Uint8Array>;
   /** Text fields received before this part, in order (later values win). */
   fields: ReadonlyMap<string, string>;
 }
@@ -59,7 +60,7 @@ export async function* multipartFiles(
     throw new SluiceError('MALFORMED_MULTIPART', { message: `Malformed multipart request: ${(err as Error).message}`, cause: err });
   }
 
-  const pending: FilePart[] = [];
+  const pending: (FilePart & { stream: Readable })[] = [];
   const fields = new Map<string, string>();
   let current: Readable | undefined;
   let failure: unknown;
@@ -113,7 +114,7 @@ export async function* multipartFiles(
       const next = pending.shift();
       if (next) {
         current = next.stream;
-        yield next;
+        yield { ...next, stream: codedErrors(next.stream) };
         current = undefined;
         continue;
       }
@@ -129,6 +130,21 @@ export async function* multipartFiles(
       bb.removeAllListeners('file');
       bb.destroy();
     }
+  }
+}
+
+/**
+ * busboy ends a file stream cut short by a malformed body ("Unexpected end of
+ * form") by destroying it with a plain Error, which would otherwise surface as
+ * a 500. Only parsing can fail such a stream (limits and our own failures are
+ * already SluiceErrors), so anything else is the client's malformed body.
+ */
+async function* codedErrors(stream: Readable): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of stream) yield chunk as Uint8Array;
+  } catch (err) {
+    if (err instanceof SluiceError) throw err;
+    throw new SluiceError('MALFORMED_MULTIPART', { message: `Malformed multipart body: ${(err as Error).message}`, cause: err });
   }
 }
 
