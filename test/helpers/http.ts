@@ -1,6 +1,7 @@
 // Small HTTP helpers over undici for tests, plus test payloads.
 
 import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import sharp from 'sharp';
 
@@ -20,7 +21,8 @@ export async function call(
   const res = await request(url, {
     method: (opts.method ?? 'GET') as 'GET',
     headers: opts.headers ?? {},
-    ...(opts.body !== undefined ? { body: opts.body } : {}),
+    // undici's types name Readable, not AsyncIterable (with some type packages loaded the two stop matching).
+    ...(opts.body !== undefined ? { body: typeof opts.body === 'string' || Buffer.isBuffer(opts.body) ? opts.body : Readable.from(opts.body) } : {}),
   });
   const body = Buffer.from(await res.body.arrayBuffer());
   return {
