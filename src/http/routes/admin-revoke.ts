@@ -4,6 +4,7 @@
 // `sluice admin revoke` calls this.
 
 import type { FastifyInstance } from 'fastify';
+import { SluiceError } from '../../errors.ts';
 import type { RouteOptions } from './index.ts';
 
 export async function adminRevokeRoute(app: FastifyInstance, _opts: RouteOptions): Promise<void> {
@@ -24,6 +25,10 @@ export async function adminRevokeRoute(app: FastifyInstance, _opts: RouteOptions
       },
     },
     async (request) => {
+      // Unknown properties are stripped by validation, so `{ "tenants": "x" }` arrives as {}: refuse it, never revoke nothing.
+      if (request.body.subject === undefined && request.body.tenant === undefined) {
+        throw new SluiceError('INVALID_INPUT', { message: 'Give "subject", "tenant" or both' });
+      }
       const revoked = await app.revocations.revoke(request.body);
       request.log.warn({ revoked }, 'tokens revoked');
       return { revocations: revoked.map((r) => ({ kind: r.kind, value: r.value, notBefore: new Date(r.notBefore * 1000).toISOString() })) };
