@@ -10,7 +10,7 @@ import type { Config } from './config.ts';
 import { BufferBudget } from './core/buffer-budget.ts';
 import { DEFAULT_TENANT } from './core/keys.ts';
 import { SluiceError, type ErrorCode } from './errors.ts';
-import { errorHandler } from './http/plugins/error-handler.ts';
+import { errorHandler, sendError, toSluiceError } from './http/plugins/error-handler.ts';
 // security (issue 5)
 import { auth } from './http/plugins/auth.ts';
 import { hardening } from './http/plugins/hardening.ts';
@@ -51,6 +51,13 @@ export async function buildApp(deps: AppDeps) {
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => writeClientError(err, socket),
     // security (issue 5): request.ip (rate limits, logs) from X-Forwarded-For only via listed proxies
     trustProxy: config.security.trustProxy.length > 0 ? [...config.security.trustProxy] : false,
+    // security (issue 5): the router's own refusals (bad %-encoding, overlong path parameter) in our error shape, not
+    // Fastify's; and parameters as long as routes allow (PUT names take 1,024 characters, %-encoded up to 12 bytes each;
+    // the default 100 refused names over 100 characters with a 414). The header size limit still bounds the URL.
+    maxParamLength: 12 * 1024,
+    frameworkErrors: (err, request, reply) => {
+      void sendError(request, reply, toSluiceError(err));
+    },
   });
   app.decorateRequest('tenant', DEFAULT_TENANT);
   app.addHook('onRequest', async (request, reply) => {

@@ -20,7 +20,7 @@ for (const backend of backends()) {
     before(async () => {
       const env = hsEnv({ SLUICE_AUTH_REVOCATION_CACHE_MS: String(TTL_MS), SLUICE_AUTH_API_KEYS: JSON.stringify([ci.entry]) });
       a = await startServer({ backend, env, label: 'sec-revoke' });
-      const shared = a.config.storage.kind === 's3' ? { SLUICE_S3_BUCKET: a.config.storage.s3.bucket } : { SLUICE_DATA_DIR: a.config.storage.dataDir };
+      const shared: Record<string, string> = a.config.storage.kind === 's3' ? { SLUICE_S3_BUCKET: a.config.storage.s3.bucket } : { SLUICE_DATA_DIR: a.config.storage.dataDir };
       b = await startServer({ backend, env: { ...env, ...shared }, label: 'sec-revoke-b' });
     });
     after(async () => {

@@ -340,7 +340,7 @@ export async function startFuzzServer(): Promise<FuzzServer> {
     LOG_LEVEL: 'warn',
     SLUICE_STORAGE: 'fs',
     SLUICE_DATA_DIR: dataDir,
-    SLUICE_UPLOAD_IDLE_TIMEOUT_MS: '300',
+    SLUICE_UPLOAD_IDLE_TIMEOUT_MS: '250',
     SLUICE_ALLOWED_TYPES: 'image/jpeg,image/png,image/webp,text/plain',
     SLUICE_RATE_LIMIT_PER_IP: '0',
     SLUICE_RATE_LIMIT_PER_SUBJECT: '0',
