@@ -58,3 +58,17 @@ test('connections past SLUICE_MAX_CONNECTIONS are closed at once; the server ser
   const res = await fetch(`${srv.url}/health`);
   assert.equal(res.status, 200);
 });
+
+test('a small request body dribbled a byte at a time is cut off (uploads have their own idle timeout)', async () => {
+  const s = await open();
+  const ended = closed(s);
+  const started = performance.now();
+  s.write('POST /v1/admin/revoke HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"subject":"');
+  const drip = setInterval(() => {
+    if (!s.destroyed) s.write('a');
+  }, 100);
+  await ended;
+  clearInterval(drip);
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed > 500 && elapsed < 3000, `cut off after ${Math.round(elapsed)} ms`);
+});

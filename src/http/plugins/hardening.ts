@@ -21,6 +21,21 @@ const EXPOSED_HEADERS = [
 
 async function hardeningPlugin(app: FastifyInstance, { config }: { config: Readonly<Config> }): Promise<void> {
   const origins = config.security.corsOrigins;
+  // Node's requestTimeout is off (it would cut long uploads) and the socket timeout is idle-based, so a small
+  // JSON body sent a byte every few seconds would hold a connection for as long as the client likes. Non-upload
+  // bodies (≤ 1 MiB) must arrive within the headers timeout; uploads (files:write) have their own idle timeout.
+  app.addHook('onRequest', async (request) => {
+    if (request.raw.complete || request.routeOptions.config.scope === 'files:write') return;
+    const timer = setTimeout(() => {
+      if (!request.raw.complete) {
+        request.log.info({ code: 'REQUEST_TIMEOUT' }, 'request body too slow: connection closed');
+        request.raw.socket.destroy();
+      }
+    }, config.timeouts.headersMs);
+    timer.unref();
+    request.raw.once('end', () => clearTimeout(timer));
+    request.raw.once('close', () => clearTimeout(timer));
+  });
   await app.register(helmet, {
     contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
     // Files may be embedded by the configured origins (an <img> of a signed link); else same origin only.
