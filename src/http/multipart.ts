@@ -6,7 +6,7 @@
 // from storage through busboy to the socket.
 
 import type { IncomingMessage } from 'node:http';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import { SluiceError } from '../errors.ts';
@@ -27,8 +27,7 @@ export interface FilePart {
   filename: string;
   /** busboy reports "text/plain" for parts without a Content-Type; see declaredPartType. */
   mimeType: string;
-  /** The part's bytes; a parse error while reading them is MALFORMED_MULTIPART, never a raw busboy Error. */
-  stream: AsyncIterable<Uint8Array>;
+  stream: Readable;
   /** Text fields received before this part, in order (later values win). */
   fields: ReadonlyMap<string, string>;
 }
@@ -60,7 +59,7 @@ export async function* multipartFiles(
     throw new SluiceError('MALFORMED_MULTIPART', { message: `Malformed multipart request: ${(err as Error).message}`, cause: err });
   }
 
-  const pending: (FilePart & { stream: Readable })[] = [];
+  const pending: FilePart[] = [];
   const fields = new Map<string, string>();
   let current: Readable | undefined;
   let failure: unknown;
@@ -83,7 +82,7 @@ export async function* multipartFiles(
       stream.resume();
       return;
     }
-    pending.push({ field, filename: info.filename ?? '', mimeType: info.mimeType, stream, fields: new Map(fields) });
+    pending.push({ field, filename: info.filename ?? '', mimeType: info.mimeType, stream: Readable.from(codedErrors(stream, signal)), fields: new Map(fields) });
     notify();
   });
   bb.on('field', (name, value, info) => {
@@ -114,7 +113,7 @@ export async function* multipartFiles(
       const next = pending.shift();
       if (next) {
         current = next.stream;
-        yield { ...next, stream: codedErrors(next.stream) };
+        yield next;
         current = undefined;
         continue;
       }
@@ -133,23 +132,22 @@ export async function* multipartFiles(
   }
 }
 
-/**
- * busboy ends a file stream cut short by a malformed body ("Unexpected end of
- * form") by destroying it with a plain Error, which would otherwise surface as
- * a 500. Only parsing can fail such a stream (limits and our own failures are
- * already SluiceErrors), so anything else is the client's malformed body.
- */
-async function* codedErrors(stream: Readable): AsyncGenerator<Uint8Array> {
-  try {
-    for await (const chunk of stream) yield chunk as Uint8Array;
-  } catch (err) {
-    if (err instanceof SluiceError) throw err;
-    throw new SluiceError('MALFORMED_MULTIPART', { message: `Malformed multipart body: ${(err as Error).message}`, cause: err });
-  }
-}
-
 /** The part's declared type, or undefined when busboy filled in its default. */
 export function declaredPartType(part: FilePart): string | undefined {
   // busboy cannot tell "text/plain" sent by the client from its own default; treat both as undeclared.
   return part.mimeType && part.mimeType !== 'text/plain' ? part.mimeType : undefined;
+}
+
+/**
+ * busboy fails a part's stream with plain Errors ("Unexpected end of form");
+ * give them our code so they are answered 400, not mistaken for bugs.
+ */
+async function* codedErrors(stream: Readable, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of stream) yield chunk as Uint8Array;
+  } catch (err) {
+    if (err instanceof SluiceError) throw err;
+    if (signal.aborted) throw signal.reason;
+    throw new SluiceError('MALFORMED_MULTIPART', { message: `Malformed multipart body: ${(err as Error).message}`, cause: err });
+  }
 }

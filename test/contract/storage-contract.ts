@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { SluiceError } from '../../src/errors.ts';
+import type { SluiceError } from '../../src/errors.ts';
 import type { Storage } from '../../src/storage/storage.ts';
 
 export interface ContractTarget {

@@ -21,7 +21,6 @@ export async function call(
   const res = await request(url, {
     method: (opts.method ?? 'GET') as 'GET',
     headers: opts.headers ?? {},
-    // undici's types name Readable, not AsyncIterable (with some type packages loaded the two stop matching).
     ...(opts.body !== undefined ? { body: typeof opts.body === 'string' || Buffer.isBuffer(opts.body) ? opts.body : Readable.from(opts.body) } : {}),
   });
   const body = Buffer.from(await res.body.arrayBuffer());
