@@ -65,6 +65,11 @@ const envSchema = z.object({
   SLUICE_S3_PART_SIZE: int(5 * MiB, 512 * MiB).default(8 * MiB),
   /** Parts uploaded concurrently per file. */
   SLUICE_S3_QUEUE_SIZE: int(1, 32).default(4),
+  /**
+   * How puts reach S3: parts (fixed-size reused part buffers, flat memory; default) or
+   * lib-storage (@aws-sdk/lib-storage's Upload, which retains copies: aws-sdk-js-v3#8286).
+   */
+  SLUICE_S3_UPLOADER: z.enum(['parts', 'lib-storage']).default('parts'),
 
   /** Largest file accepted, in bytes. */
   SLUICE_MAX_FILE_BYTES: int(0).default(5 * GiB),
@@ -165,6 +170,7 @@ export interface S3Config {
   checksum: 'when_supported' | 'when_required';
   partSize: number;
   queueSize: number;
+  uploader: 'parts' | 'lib-storage';
 }
 
 export interface Config {
@@ -361,6 +367,7 @@ export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
               checksum: e.SLUICE_S3_CHECKSUM,
               partSize: e.SLUICE_S3_PART_SIZE,
               queueSize: e.SLUICE_S3_QUEUE_SIZE,
+              uploader: e.SLUICE_S3_UPLOADER,
             },
           }
         : { kind: 'fs', dataDir: e.SLUICE_DATA_DIR },
@@ -397,3 +404,6 @@ function deepFreeze<T>(o: T): Readonly<T> {
   }
   return o;
 }
+
+/** Every environment variable the service reads (README documents each one; a test checks). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
