@@ -15,6 +15,14 @@ import { errorHandler, sendError, toSluiceError } from './http/plugins/error-han
 import { auth } from './http/plugins/auth.ts';
 import { hardening } from './http/plugins/hardening.ts';
 import { uploadLimits } from './http/plugins/upload-limits.ts';
+import { TenantQuota, withTenantQuota } from './core/tenant-quota.ts';
+
+function withQuota(deps: AppDeps): { deps: AppDeps; quota: TenantQuota | undefined } {
+  const { security, keyPrefix } = deps.config;
+  if (security.tenantQuotaBytes === 0) return { deps, quota: undefined };
+  const quota = new TenantQuota(deps.storage, keyPrefix, security.tenantQuotaBytes, security.tenantQuotaCacheMs);
+  return { deps: { ...deps, storage: withTenantQuota(deps.storage, quota) }, quota };
+}
 import { routes } from './http/routes/index.ts';
 import './http/types.ts';
 import { createLogger } from './logger.ts';
@@ -35,7 +43,9 @@ export function defaultDeps(config: Readonly<Config>, storage: Storage, log: Log
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApp(deps: AppDeps) {
+export async function buildApp(appDeps: AppDeps) {
+  // security (issue 5): with a tenant quota, every tenant write is metered through the storage port.
+  const { deps, quota } = withQuota(appDeps);
   const { config } = deps;
   const app = Fastify({
     loggerInstance: deps.log,
@@ -73,7 +83,7 @@ export async function buildApp(deps: AppDeps) {
   // security (issue 5): headers + CORS, then authentication (sets request.tenant), then per-tenant upload cap
   await app.register(hardening, { config });
   await app.register(auth, { deps });
-  await app.register(uploadLimits, { config });
+  await app.register(uploadLimits, { config, quota });
   await app.register(routes, { deps });
   return app;
 }

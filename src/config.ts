@@ -149,6 +149,10 @@ const envSchema = z.object({
   SLUICE_RATE_LIMIT_WINDOW_MS: int(1000).default(60_000),
   /** Uploads one tenant may run at once (0: no cap); more get 429 TOO_MANY_UPLOADS. */
   SLUICE_TENANT_MAX_CONCURRENT_UPLOADS: int(0).default(16),
+  /** Bytes each tenant may store (0: no quota); past it uploads get 507 QUOTA_EXCEEDED. */
+  SLUICE_TENANT_QUOTA_BYTES: int(0).default(0),
+  /** How long a tenant's listed usage is trusted before it is listed again, in ms. */
+  SLUICE_TENANT_QUOTA_CACHE_MS: int(0).default(30_000),
   /** Open connections the server accepts at once (0: no cap); more are refused at accept. */
   SLUICE_MAX_CONNECTIONS: int(0).default(1024),
   /** Origins allowed by CORS (comma-separated, exact, e.g. https://app.example.com); unset: no CORS. */
@@ -235,6 +239,9 @@ export interface SecurityConfig {
   links: { secret: string; ephemeralSecret: boolean; defaultTtlS: number; maxTtlS: number; publicUrl: string | undefined };
   rateLimit: { perIp: number; perSubject: number; windowMs: number };
   tenantMaxConcurrentUploads: number;
+  /** 0: no quota. */
+  tenantQuotaBytes: number;
+  tenantQuotaCacheMs: number;
   maxConnections: number;
   corsOrigins: readonly string[];
   trustProxy: readonly string[];
@@ -318,6 +325,8 @@ function securityConfig(e: z.infer<typeof envSchema>): SecurityConfig {
     },
     rateLimit: { perIp: e.SLUICE_RATE_LIMIT_PER_IP, perSubject: e.SLUICE_RATE_LIMIT_PER_SUBJECT, windowMs: e.SLUICE_RATE_LIMIT_WINDOW_MS },
     tenantMaxConcurrentUploads: e.SLUICE_TENANT_MAX_CONCURRENT_UPLOADS,
+    tenantQuotaBytes: e.SLUICE_TENANT_QUOTA_BYTES,
+    tenantQuotaCacheMs: e.SLUICE_TENANT_QUOTA_CACHE_MS,
     maxConnections: e.SLUICE_MAX_CONNECTIONS,
     corsOrigins: e.SLUICE_CORS_ORIGINS ?? [],
     trustProxy: e.SLUICE_TRUST_PROXY ?? [],

@@ -55,6 +55,7 @@ export const errorCatalogue = {
   LINK_EXPIRED: { status: 403, message: 'The link has expired' },
   RATE_LIMITED: { status: 429, message: 'Too many requests; retry later' },
   TOO_MANY_UPLOADS: { status: 429, message: 'Too many uploads in progress for this tenant; retry later' },
+  QUOTA_EXCEEDED: { status: 507, message: 'The tenant\'s storage quota is used up' },
   AUTH_UNAVAILABLE: { status: 503, message: 'The token issuer\'s keys cannot be fetched; retry later' },
 } as const satisfies Record<string, ErrorSpec>;
 
