@@ -66,7 +66,7 @@ export async function buildApp(appDeps: AppDeps) {
     // security (issue 5): the router's own refusals (bad %-encoding, overlong path parameter) in our error shape, not
     // Fastify's; and parameters as long as routes allow (PUT names take 1,024 characters, %-encoded up to 12 bytes each;
     // the default 100 refused names over 100 characters with a 414). The header size limit still bounds the URL.
-    maxParamLength: 12 * 1024,
+    routerOptions: { maxParamLength: 12 * 1024 },
     frameworkErrors: (err, request, reply) => {
       void sendError(request, reply, toSluiceError(err));
     },

@@ -33,11 +33,11 @@ async function settle(): Promise<void> {
 }
 
 test(`${TOTAL} malformed upload requests: all 4xx JSON within 1 s, no crash, no RSS or fd drift`, { timeout: 240_000 }, async () => {
-  const warm = await runFuzz(server, { from: 0, count: WARMUP, concurrency: 8 });
+  const warm = await runFuzz(server, { from: 0, count: WARMUP, concurrency: 6 });
   await settle();
   const rss0 = await server.rssBytes();
   const fd0 = await server.openFds();
-  const main = await runFuzz(server, { from: WARMUP, count: TOTAL - WARMUP, concurrency: 8 });
+  const main = await runFuzz(server, { from: WARMUP, count: TOTAL - WARMUP, concurrency: 6 });
   await settle();
   const rss1 = await server.rssBytes();
   const fd1 = await server.openFds();
