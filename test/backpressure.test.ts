@@ -15,21 +15,30 @@ import { startServer, type TestServer } from './helpers/server.ts';
 import { pngOfSize } from './helpers/http.ts';
 
 /** The real fs backend behind a deliberately slow writer: `bytesPerSec` into each put; counts original bytes. */
-function slowStorage(inner: FsStorage, bytesPerSec: number): Storage & { consumed: number } {
-  const slow = Object.create(inner) as Storage & { consumed: number };
-  slow.consumed = 0;
-  slow.put = (key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions) =>
-    inner.put(
-      key,
-      (async function* () {
-        for await (const chunk of body) {
-          if (key.endsWith('/original')) slow.consumed += chunk.byteLength;
-          await sleep((chunk.byteLength / bytesPerSec) * 1000);
-          yield chunk;
-        }
-      })(),
-      opts,
-    );
+type SlowStorage = Storage & { consumed: number; active: number; maxActive: number };
+
+function slowStorage(inner: FsStorage, bytesPerSec: number): SlowStorage {
+  const slow = Object.create(inner) as SlowStorage;
+  Object.assign(slow, { consumed: 0, active: 0, maxActive: 0 });
+  slow.put = async (key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions) => {
+    const original = key.endsWith('/original');
+    if (original) slow.maxActive = Math.max(slow.maxActive, ++slow.active);
+    try {
+      return await inner.put(
+        key,
+        (async function* () {
+          for await (const chunk of body) {
+            if (original) slow.consumed += chunk.byteLength;
+            await sleep((chunk.byteLength / bytesPerSec) * 1000);
+            yield chunk;
+          }
+        })(),
+        opts,
+      );
+    } finally {
+      if (original) slow.active--;
+    }
+  };
   return slow;
 }
 
@@ -66,7 +75,7 @@ describe('backpressure', () => {
   }
 
   it('a slow store stops the socket from being read: the client cannot run ahead', async () => {
-    let storage!: Storage & { consumed: number };
+    let storage!: SlowStorage;
     const srv = await serverWith((dir) => (storage = slowStorage(new FsStorage(dir), 4 * 1024 * 1024)));
     const total = 256 * 1024 * 1024;
     const png = await pngOfSize(1024 * 1024);
@@ -86,7 +95,7 @@ describe('backpressure', () => {
   });
 
   it('past the buffer budget, uploads wait with sockets unread, then proceed in order', async () => {
-    let storage!: Storage & { consumed: number };
+    let storage!: SlowStorage;
     // fs reserves 1 MiB per upload: a 2 MiB budget admits two at a time.
     const srv = await serverWith((dir) => (storage = slowStorage(new FsStorage(dir), 8 * 1024 * 1024)), {
       SLUICE_UPLOAD_BUFFER_BYTES: String(2 * 1024 * 1024),
@@ -95,10 +104,13 @@ describe('backpressure', () => {
     const replies = Array.from({ length: 4 }, (_, i) =>
       fetch(`${srv.url}/v1/files/w${i}.png`, { method: 'PUT', body, duplex: 'half' } as RequestInit).then((r) => r.status),
     );
-    await sleep(200);
-    assert.equal(srv.deps.budget.waiting, 2, 'two uploads wait for budget');
-    assert.ok(srv.deps.budget.used <= srv.deps.budget.capacity);
-    assert.deepEqual(await Promise.all(replies), [201, 201, 201, 201]);
+    let sawWaiting = 0;
+    const watch = setInterval(() => (sawWaiting = Math.max(sawWaiting, srv.deps.budget.waiting)), 5);
+    const statuses = await Promise.all(replies);
+    clearInterval(watch);
+    assert.deepEqual(statuses, [201, 201, 201, 201]);
+    assert.equal(storage.maxActive, 2, 'never more than two uploads writing at once');
+    assert.ok(sawWaiting >= 1, 'uploads queued for budget');
     assert.equal(srv.deps.budget.used, 0);
     assert.equal(storage.consumed, 4 * body.length);
   });
