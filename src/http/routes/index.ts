@@ -11,6 +11,10 @@ import { healthRoutes } from './health.ts';
 import { listFilesRoute } from './list-files.ts';
 import { uploadMultipartRoute } from './upload-multipart.ts';
 import { uploadRawRoute } from './upload-raw.ts';
+// security (issue 5)
+import { adminRevokeRoute } from './admin-revoke.ts';
+import { createLinkRoute } from './create-link.ts';
+import { getLinkRoute } from './get-link.ts';
 
 export interface RouteOptions {
   deps: AppDeps;
@@ -30,4 +34,8 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
   await app.register(getFileRoute, opts);
   await app.register(getContentRoute, opts);
   await app.register(deleteFileRoute, opts);
+  // security (issue 5): revocation, signed links
+  await app.register(adminRevokeRoute, opts);
+  await app.register(createLinkRoute, opts);
+  await app.register(getLinkRoute, opts);
 }
