@@ -98,6 +98,12 @@ const envSchema = z.object({
   SLUICE_UPLOAD_BUFFER_BYTES: int(1 * MiB).default(256 * MiB),
   /** How long an upload may wait for buffer budget before 503 BUSY. */
   SLUICE_UPLOAD_QUEUE_TIMEOUT_MS: int(0).default(30_000),
+
+  // --- resumable uploads (tus, docs/tus.md) ---
+  /** A tus upload not finished this long after creation expires (410) and is removed by the sweep. */
+  SLUICE_TUS_EXPIRY_MS: int(60_000).default(24 * 60 * 60 * 1000),
+  /** How often this instance runs the expiry sweep; 0 turns the timer off (call sweepExpiredUploads yourself). */
+  SLUICE_TUS_SWEEP_INTERVAL_MS: int(0).default(10 * 60 * 1000),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -137,6 +143,8 @@ export interface Config {
   requireContentLength: boolean;
   timeouts: { uploadIdleMs: number; headersMs: number; socketMs: number; uploadQueueMs: number };
   uploadBufferBytes: number;
+  /** Resumable uploads (tus): expiry of unfinished uploads and the sweep timer. */
+  tus: { expiryMs: number; sweepIntervalMs: number };
 }
 
 export class ConfigError extends Error {
@@ -199,6 +207,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       uploadQueueMs: e.SLUICE_UPLOAD_QUEUE_TIMEOUT_MS,
     },
     uploadBufferBytes: e.SLUICE_UPLOAD_BUFFER_BYTES,
+    tus: { expiryMs: e.SLUICE_TUS_EXPIRY_MS, sweepIntervalMs: e.SLUICE_TUS_SWEEP_INTERVAL_MS },
   };
   return deepFreeze(config);
 }

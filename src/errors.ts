@@ -47,6 +47,11 @@ export const errorCatalogue = {
   STORAGE_UNAVAILABLE: { status: 503, message: 'Storage is unavailable; retry later' },
   BUSY: { status: 503, message: 'The service is at capacity; retry later' },
   SHUTTING_DOWN: { status: 503, message: 'The service is shutting down; retry on another instance' },
+
+  // --- resumable uploads (tus, docs/tus.md) ---
+  CHECKSUM_ALGORITHM_UNSUPPORTED: { status: 400, message: 'The Upload-Checksum algorithm is not supported (use sha1, sha256 or md5)' },
+  // 460 is the tus checksum extension's status; the PATCH's bytes were discarded.
+  UPLOAD_CHECKSUM_MISMATCH: { status: 460, message: 'The PATCH body does not match its Upload-Checksum' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -11,6 +11,8 @@ import { healthRoutes } from './health.ts';
 import { listFilesRoute } from './list-files.ts';
 import { uploadMultipartRoute } from './upload-multipart.ts';
 import { uploadRawRoute } from './upload-raw.ts';
+// resumable uploads (tus) and the upload page
+import { tusUploadsRoute } from './tus-uploads.ts';
 
 export interface RouteOptions {
   deps: AppDeps;
@@ -25,6 +27,7 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
     });
     await scope.register(uploadMultipartRoute, opts);
     await scope.register(uploadRawRoute, opts);
+    await scope.register(tusUploadsRoute, opts); // resumable uploads (tus)
   });
   await app.register(listFilesRoute, opts);
   await app.register(getFileRoute, opts);

@@ -1,0 +1,55 @@
+// Adopting an original that reached storage by another road than stageFile
+// (a finished resumable upload assembled in place by the tus store). Its bytes
+// are read back once, streaming, through the same size limit, type sniff and
+// sha256 stages as a plain upload, so the manifest says the same things about
+// it; `commitFiles` then makes it visible exactly like any other file.
+
+import { pipeline } from 'node:stream/promises';
+import type { IngestDeps, StagedFile } from './ingest.ts';
+import { fileKeys } from './keys.ts';
+import { MANIFEST_VERSION } from './manifest.ts';
+import { byteLimit } from './stages/byte-limit.ts';
+import { digest } from './stages/digest.ts';
+import { sniffType } from './stages/sniff.ts';
+
+export interface AdoptInput {
+  tenant: string;
+  /** The file id the original is already stored under (keys.ts layout). */
+  id: string;
+  /** Already sanitised (see names.ts). */
+  name: string;
+  declaredType?: string | undefined;
+  signal: AbortSignal;
+}
+
+/**
+ * Read `<prefix>/<tenant>/<id>/original` once and describe it. Throws the same
+ * coded errors as stageFile (TYPE_NOT_ALLOWED, TYPE_MISMATCH, FILE_TOO_LARGE);
+ * it never deletes anything: the caller decides what a refusal removes.
+ */
+export async function adoptStoredOriginal(deps: IngestDeps, input: AdoptInput): Promise<StagedFile> {
+  const { config, storage } = deps;
+  const keys = fileKeys(config.keyPrefix, input.tenant, input.id);
+  const sniff = sniffType({ allowed: config.allowedTypes, declared: input.declaredType });
+  const sum = digest();
+  const { body } = await storage.get(keys.original, { signal: input.signal });
+  await pipeline(body, byteLimit(config.limits.fileBytes), sniff.stage, sum.stage, drain, { signal: input.signal });
+  const { sha256, size } = sum.result();
+  const declared = input.declaredType?.trim();
+  return {
+    version: MANIFEST_VERSION,
+    id: input.id,
+    tenant: input.tenant,
+    name: input.name,
+    size,
+    sha256,
+    type: sniff.type(),
+    ...(declared ? { declaredType: declared.slice(0, 255) } : {}),
+    createdAt: new Date().toISOString(),
+    original: { key: keys.original },
+  };
+}
+
+async function drain(source: AsyncIterable<Uint8Array>): Promise<void> {
+  for await (const _ of source);
+}

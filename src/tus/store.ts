@@ -1,0 +1,166 @@
+// The tus data store: @tus/file-store for the fs backend, @tus/s3-store for S3,
+// both writing at the file's final key (keys.ts), behind a decorator that adds
+// what sluice needs on every write:
+//   - an idle timeout, so a client that stops sending releases the upload;
+//   - the type check from the upload's first bytes, at the write that starts
+//     at offset 0 (the first PATCH, or the body of a creation-with-upload
+//     POST): a refused type never gets past its first SNIFF_BYTES, and the
+//     upload is removed at once.
+//
+// Bounds: the S3 store spools each part to a temp file in os.tmpdir() before
+// sending it (disk, not memory: part size × parts in flight), and this
+// decorator holds at most SNIFF_BYTES plus one chunk while sniffing.
+
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { FileStore } from '@tus/file-store';
+import { S3Store, type MetadataValue } from '@tus/s3-store';
+import { DataStore, type KvStore, type Upload } from '@tus/utils';
+import type { Config } from '../config.ts';
+import { SNIFF_BYTES, admitType, detectType } from '../core/file-types.ts';
+import { idleTimeout } from '../core/stages/idle-timeout.ts';
+
+/** Parts of one store uploading at once, across all uploads (the S3 store's semaphore). */
+const S3_PARTS_IN_FLIGHT = 16;
+
+export interface TusStoreHooks {
+  /** Called when the first bytes were refused; must remove the upload and its marker. */
+  onRefused(uploadKey: string): Promise<void>;
+}
+
+export interface TusStore extends DataStore {
+  /** Make the assembled upload durable before it is committed (fsync on fs; no-op on S3). */
+  flush(uploadKey: string): Promise<void>;
+}
+
+export function createTusStore(config: Readonly<Config>, hooks: TusStoreHooks): TusStore {
+  const expirationPeriodInMilliseconds = config.tus.expiryMs;
+  if (config.storage.kind === 's3') {
+    const s3 = config.storage.s3;
+    const checksum = s3.checksum === 'when_supported' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
+    const inner = new S3Store({
+      partSize: s3.partSize,
+      maxConcurrentPartUploads: S3_PARTS_IN_FLIGHT,
+      expirationPeriodInMilliseconds,
+      // Expiry is handled by our sweep (sweep.ts), not by bucket lifecycle rules on tags.
+      useTags: false,
+      // Another instance may have changed the upload (any PATCH may reach any
+      // instance): always read the upload's info from the bucket.
+      cache: new NoCache(),
+      s3ClientConfig: {
+        bucket: s3.bucket,
+        region: s3.region,
+        ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
+        forcePathStyle: s3.forcePathStyle,
+        ...(s3.accessKeyId && s3.secretAccessKey ? { credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } } : {}),
+        requestChecksumCalculation: checksum,
+        responseChecksumValidation: checksum,
+      },
+    });
+    return new GuardedStore(config, inner, hooks, async () => {});
+  }
+  const directory = path.resolve(config.storage.dataDir);
+  const inner = new FileStore({ directory, expirationPeriodInMilliseconds });
+  return new GuardedStore(config, inner, hooks, async (key) => {
+    const fh = await open(path.join(directory, ...key.split('/')), 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  });
+}
+
+class GuardedStore extends DataStore implements TusStore {
+  readonly #config: Readonly<Config>;
+  readonly #inner: DataStore;
+  readonly #hooks: TusStoreHooks;
+  readonly #flush: (key: string) => Promise<void>;
+
+  constructor(config: Readonly<Config>, inner: DataStore, hooks: TusStoreHooks, flush: (key: string) => Promise<void>) {
+    super();
+    this.#config = config;
+    this.#inner = inner;
+    this.#hooks = hooks;
+    this.#flush = flush;
+    // checksum: verified before the store sees the body (checksum.ts).
+    this.extensions = [...inner.extensions, 'checksum'];
+  }
+
+  override create(upload: Upload): Promise<Upload> {
+    return this.#inner.create(upload);
+  }
+
+  override remove(id: string): Promise<void> {
+    return this.#inner.remove(id);
+  }
+
+  override getUpload(id: string): Promise<Upload> {
+    return this.#inner.getUpload(id);
+  }
+
+  override declareUploadLength(id: string, length: number): Promise<void> {
+    return this.#inner.declareUploadLength(id, length);
+  }
+
+  override deleteExpired(): Promise<number> {
+    // Never the stores' own: the S3 one lists every multipart upload in the bucket. See sweep.ts.
+    return Promise.resolve(0);
+  }
+
+  override getExpiration(): number {
+    return this.#inner.getExpiration();
+  }
+
+  flush(key: string): Promise<void> {
+    return this.#flush(key);
+  }
+
+  override async write(stream: Readable, id: string, offset: number): Promise<number> {
+    const guarded = idleTimeout(this.#config.timeouts.uploadIdleMs)(stream);
+    if (offset !== 0) return this.#inner.write(Readable.from(guarded, { objectMode: false }), id, offset);
+
+    const upload = await this.#inner.getUpload(id);
+    const want = Math.min(SNIFF_BYTES, upload.size ?? SNIFF_BYTES);
+    const head: Uint8Array[] = [];
+    let headBytes = 0;
+    let ended = false;
+    while (headBytes < want) {
+      const r = await guarded.next();
+      if (r.done) {
+        ended = true;
+        break;
+      }
+      head.push(r.value);
+      headBytes += r.value.byteLength;
+    }
+    // A first write shorter than the sniff window (and than the upload) cannot
+    // be judged yet; the read-back at the finish judges the whole file anyway.
+    if (headBytes >= want || (ended && headBytes === upload.size)) {
+      const buf = Buffer.concat(head);
+      const declared = upload.metadata?.filetype ?? upload.metadata?.type ?? undefined;
+      try {
+        admitType(await detectType(buf.subarray(0, SNIFF_BYTES), declared), declared, this.#config.allowedTypes);
+      } catch (err) {
+        await guarded.return(undefined);
+        await this.#hooks.onRefused(id);
+        throw err;
+      }
+    }
+    async function* replay(): AsyncGenerator<Uint8Array> {
+      yield* head;
+      if (!ended) yield* guarded;
+    }
+    return this.#inner.write(Readable.from(replay(), { objectMode: false }), id, offset);
+  }
+}
+
+/** A KvStore that stores nothing, so every read goes to the bucket. */
+class NoCache implements KvStore<MetadataValue> {
+  async get(): Promise<MetadataValue | undefined> {
+    return undefined;
+  }
+  async set(): Promise<void> {}
+  async delete(): Promise<void> {}
+}
