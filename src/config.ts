@@ -101,7 +101,7 @@ const envSchema = z.object({
 
   // --- resumable uploads (tus, docs/tus.md) ---
   /** A tus upload not finished this long after creation expires (410) and is removed by the sweep. */
-  SLUICE_TUS_EXPIRY_MS: int(60_000).default(24 * 60 * 60 * 1000),
+  SLUICE_TUS_EXPIRY_MS: int(1000).default(24 * 60 * 60 * 1000),
   /** How often this instance runs the expiry sweep; 0 turns the timer off (call sweepExpiredUploads yourself). */
   SLUICE_TUS_SWEEP_INTERVAL_MS: int(0).default(10 * 60 * 1000),
 });

@@ -9,6 +9,7 @@ import { MemoryLocker, Server } from '@tus/server';
 import type { Locker, Upload } from '@tus/utils';
 import type { Config } from '../config.ts';
 import type { CoreLog } from '../core/ingest.ts';
+import { deleteFileObjects } from '../core/files.ts';
 import { fileKeys, isFileId, newFileId } from '../core/keys.ts';
 import { sanitizeFileName } from '../core/names.ts';
 import { isSluiceError } from '../errors.ts';
@@ -63,6 +64,13 @@ export function createTusService(deps: TusDeps): TusService {
   };
   const store: TusStore = createTusStore(config, {
     onRefused: (key) => removeUpload({ ...deps, store }, refOf(key)),
+    onRemoved: async (key) => {
+      const ref = refOf(key);
+      // Termination is refused for finished uploads; a manifest here would mean a bug, so never touch a committed file.
+      if (await storage.head(fileKeys(prefix, ref.tenant, ref.id).manifest)) return;
+      await deleteFileObjects(storage, prefix, ref.tenant, ref.id);
+      await storage.delete(pendingKey(prefix, ref));
+    },
   });
   const locker: Locker =
     storage instanceof S3Storage

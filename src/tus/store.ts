@@ -27,6 +27,8 @@ const S3_PARTS_IN_FLIGHT = 16;
 export interface TusStoreHooks {
   /** Called when the first bytes were refused; must remove the upload and its marker. */
   onRefused(uploadKey: string): Promise<void>;
+  /** Called after the tus store removed an upload (termination): removes what the store leaves (S3 `.part`, the marker). */
+  onRemoved(uploadKey: string): Promise<void>;
 }
 
 export interface TusStore extends DataStore {
@@ -92,8 +94,9 @@ class GuardedStore extends DataStore implements TusStore {
     return this.#inner.create(upload);
   }
 
-  override remove(id: string): Promise<void> {
-    return this.#inner.remove(id);
+  override async remove(id: string): Promise<void> {
+    await this.#inner.remove(id);
+    await this.#hooks.onRemoved(id);
   }
 
   override getUpload(id: string): Promise<Upload> {
