@@ -13,6 +13,7 @@ import { uploadMultipartRoute } from './upload-multipart.ts';
 import { uploadRawRoute } from './upload-raw.ts';
 // resumable uploads (tus) and the upload page
 import { tusUploadsRoute } from './tus-uploads.ts';
+import { webPageRoute } from './web-page.ts';
 
 export interface RouteOptions {
   deps: AppDeps;
@@ -33,4 +34,5 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
   await app.register(getFileRoute, opts);
   await app.register(getContentRoute, opts);
   await app.register(deleteFileRoute, opts);
+  await app.register(webPageRoute); // the upload page at /
 }
