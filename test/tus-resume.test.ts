@@ -51,9 +51,9 @@ for (const backend of backends()) {
       const { url } = await createUpload(srv.url, data.length, { filename: 'resumed.png' });
       await patchThenDrop(url, 0, data, 11 * MiB);
       const offset = await settledOffset(url);
-      assert.ok(offset > 0, 'bytes before the drop were kept');
+      // Everything that arrived before the drop is kept (at most a socket buffer short), never more than was sent.
+      assert.ok(offset >= 10 * MiB, `bytes before the drop were kept (offset ${offset})`);
       assert.ok(offset <= 11 * MiB, 'never more than was sent');
-      if (backend === 's3') assert.equal(offset % (5 * MiB), 0, 'S3 keeps whole parts');
       const done = await patch(url, offset, data.subarray(offset));
       assert.equal(done.status, 204, done.body.toString());
       const id = String(done.headers['sluice-file-id']);

@@ -2,6 +2,12 @@
 // both writing at the file's final key (keys.ts), behind a decorator that adds
 // what sluice needs on every write:
 //   - an idle timeout, so a client that stops sending releases the upload;
+//   - keep-what-arrived: when the client's connection drops mid-PATCH, the
+//     store sees a clean end of the body instead of an error, so every byte
+//     received is kept (the S3 store stores a short tail as its `.part`
+//     object) and the client resumes from there: nothing it delivered is
+//     sent twice. The bytes kept are always a prefix of what the client sent;
+//     PATCHes carrying Upload-Checksum never get here unverified (checksum.ts);
 //   - the type check from the upload's first bytes, at the write that starts
 //     at offset 0 (the first PATCH, or the body of a creation-with-upload
 //     POST): a refused type never gets past its first SNIFF_BYTES, and the
@@ -121,7 +127,7 @@ class GuardedStore extends DataStore implements TusStore {
   }
 
   override async write(stream: Readable, id: string, offset: number): Promise<number> {
-    const guarded = idleTimeout(this.#config.timeouts.uploadIdleMs)(stream);
+    const guarded = idleTimeout(this.#config.timeouts.uploadIdleMs)(untilDisconnect(stream));
     if (offset !== 0) return this.#inner.write(Readable.from(guarded, { objectMode: false }), id, offset);
 
     const upload = await this.#inner.getUpload(id);
@@ -157,6 +163,26 @@ class GuardedStore extends DataStore implements TusStore {
     }
     return this.#inner.write(Readable.from(replay(), { objectMode: false }), id, offset);
   }
+}
+
+/** The body, ending cleanly (instead of failing) when the client's connection dropped. */
+async function* untilDisconnect(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of source) yield chunk;
+  } catch (err) {
+    if (!isDisconnect(err)) throw err;
+  }
+}
+
+function isDisconnect(err: unknown): boolean {
+  const e = err as { code?: string; name?: string; message?: string } | null;
+  return (
+    e?.code === 'ECONNRESET' ||
+    e?.code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    e?.code === 'ABORT_ERR' ||
+    e?.name === 'AbortError' ||
+    e?.message === 'aborted'
+  );
 }
 
 /** A KvStore that stores nothing, so every read goes to the bucket. */
