@@ -62,6 +62,18 @@ for (const backend of backends()) {
       assert.equal((await head(url)).status, 404);
     });
 
+    it('text that turns invalid UTF-8 in a later PATCH is refused and removed', async () => {
+      const text = Buffer.from('id,name\n'.repeat(2000));
+      const bad = Buffer.concat([Buffer.from('more,rows\n'), Buffer.from([0xc3, 0x28]), Buffer.from('\n')]);
+      const { url } = await createUpload(srv.url, text.length + bad.length, { filename: 'rows.csv', filetype: 'text/csv' });
+      assert.equal((await patch(url, 0, text)).status, 204);
+      const res = await patch(url, text.length, bad);
+      assert.equal(res.status, 415);
+      assert.equal(res.json<{ error: { code: string } }>().error.code, 'TYPE_NOT_ALLOWED');
+      assert.equal((await head(url)).status, 404);
+      assert.deepEqual(await leftovers(srv), { keys: [], pending: 0 });
+    });
+
     it('a first PATCH shorter than the sniff window defers the check to the finish, which refuses', async () => {
       const bytes = Buffer.concat([elf(), Buffer.alloc(10_000)]);
       const { url } = await createUpload(srv.url, bytes.length);

@@ -1,11 +1,14 @@
 // Adopting an original that reached storage by another road than stageFile
-// (a finished resumable upload assembled in place by the tus store). Its bytes
-// are read back once, streaming, through the same size limit, type sniff and
-// sha256 stages as a plain upload, so the manifest says the same things about
-// it; `commitFiles` then makes it visible exactly like any other file.
+// (a finished resumable upload assembled in place by the tus store). Either
+// its digest and type were computed while the bytes arrived (describeOriginal)
+// or its bytes are read back once, streaming, through the same size limit,
+// type sniff and sha256 stages as a plain upload (adoptStoredOriginal); either
+// way the manifest says the same things, and `commitFiles` then makes it
+// visible exactly like any other file.
 
 import { pipeline } from 'node:stream/promises';
 import type { IngestDeps, StagedFile } from './ingest.ts';
+import type { FileType } from './file-types.ts';
 import { fileKeys } from './keys.ts';
 import { MANIFEST_VERSION } from './manifest.ts';
 import { byteLimit } from './stages/byte-limit.ts';
@@ -29,12 +32,22 @@ export interface AdoptInput {
  */
 export async function adoptStoredOriginal(deps: IngestDeps, input: AdoptInput): Promise<StagedFile> {
   const { config, storage } = deps;
-  const keys = fileKeys(config.keyPrefix, input.tenant, input.id);
+  const { original } = fileKeys(config.keyPrefix, input.tenant, input.id);
   const sniff = sniffType({ allowed: config.allowedTypes, declared: input.declaredType });
   const sum = digest();
-  const { body } = await storage.get(keys.original, { signal: input.signal });
+  const { body } = await storage.get(original, { signal: input.signal });
   await pipeline(body, byteLimit(config.limits.fileBytes), sniff.stage, sum.stage, drain, { signal: input.signal });
-  const { sha256, size } = sum.result();
+  return describeOriginal(config.keyPrefix, input, { ...sum.result(), type: sniff.type() });
+}
+
+/** The staged file for an original whose sha256, size and admitted type are already known. */
+export function describeOriginal(
+  prefix: string,
+  input: Omit<AdoptInput, 'signal'>,
+  known: { sha256: string; size: number; type: FileType },
+): StagedFile {
+  const keys = fileKeys(prefix, input.tenant, input.id);
+  const { sha256, size, type } = known;
   const declared = input.declaredType?.trim();
   return {
     version: MANIFEST_VERSION,
@@ -43,7 +56,7 @@ export async function adoptStoredOriginal(deps: IngestDeps, input: AdoptInput): 
     name: input.name,
     size,
     sha256,
-    type: sniff.type(),
+    type,
     ...(declared ? { declaredType: declared.slice(0, 255) } : {}),
     createdAt: new Date().toISOString(),
     original: { key: keys.original },

@@ -1,7 +1,9 @@
 // A tus upload whose last byte arrived becomes a file like any other:
 //   1. the assembled original is made durable (fsync on fs);
-//   2. it is read back once, streaming, through the ingest stages (size
-//      limit, type sniff with UTF-8 check, sha256): adoptStoredOriginal;
+//   2. its sha256 and type: carried across the PATCHes when this process saw
+//      every byte in order (carried-digest.ts); otherwise the original is
+//      read back once, streaming, through the ingest stages (size limit, type
+//      sniff with UTF-8 check, sha256): adoptStoredOriginal;
 //   3. commitFiles writes the manifest (last), which is also where jobs attach.
 // A refusal or failure removes the upload entirely, so nothing half-committed
 // stays behind. The tus bookkeeping of a committed upload is kept until the
@@ -9,13 +11,15 @@
 // then learns from HEAD that the upload is complete (Upload-Offset = length)
 // instead of starting over; the sweep tidies it afterwards.
 
-import { adoptStoredOriginal } from '../core/adopt.ts';
+import { adoptStoredOriginal, describeOriginal } from '../core/adopt.ts';
 import { commitFiles, type IngestDeps, type StagedFile } from '../core/ingest.ts';
 import { deleteFileObjects } from '../core/files.ts';
 import type { TusStore } from './store.ts';
 import { bookkeepingKeys, pendingKey, uploadKey, type UploadRef } from './keys.ts';
 
 export interface FinishInput extends UploadRef {
+  /** Upload-Length: every byte of it has arrived. */
+  size: number;
   name: string;
   declaredType: string | undefined;
   signal: AbortSignal;
@@ -25,8 +29,11 @@ export async function finishUpload(deps: IngestDeps & { store: TusStore }, input
   const { config } = deps;
   let staged: StagedFile;
   try {
-    await deps.store.flush(uploadKey(config.keyPrefix, input));
-    staged = await adoptStoredOriginal(deps, input);
+    const key = uploadKey(config.keyPrefix, input);
+    await deps.store.flush(key);
+    const carried = deps.store.takeDigest(key, input.size);
+    staged = carried ? describeOriginal(config.keyPrefix, input, carried) : await adoptStoredOriginal(deps, input);
+    deps.log.debug({ fileId: input.id, digest: carried ? 'carried' : 'read-back' }, 'tus upload digested');
   } catch (err) {
     await removeUpload(deps, input);
     throw err;

@@ -106,6 +106,7 @@ export function createTusService(deps: TusDeps): TusService {
           { config, storage, log: ctx.log, store },
           {
             ...ref,
+            size: upload.size ?? upload.offset,
             name: sanitizeFileName(upload.metadata?.filename ?? upload.metadata?.name),
             declaredType: upload.metadata?.filetype ?? upload.metadata?.type ?? undefined,
             // Not the client's signal: the bytes are all here, so a client gone now still gets its file.

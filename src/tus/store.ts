@@ -26,6 +26,8 @@ import { DataStore, type KvStore, type Upload } from '@tus/utils';
 import type { Config } from '../config.ts';
 import { SNIFF_BYTES, admitType, detectType } from '../core/file-types.ts';
 import { idleTimeout } from '../core/stages/idle-timeout.ts';
+import { isSluiceError, type SluiceError } from '../errors.ts';
+import { CarriedDigests, type CarriedDigest } from './carried-digest.ts';
 
 /** Parts of one store uploading at once, across all uploads (the S3 store's semaphore). */
 const S3_PARTS_IN_FLIGHT = 16;
@@ -40,6 +42,8 @@ export interface TusStoreHooks {
 export interface TusStore extends DataStore {
   /** Make the assembled upload durable before it is committed (fsync on fs; no-op on S3). */
   flush(uploadKey: string): Promise<void>;
+  /** The sha256 and type carried across the upload's writes, when this process saw them all (carried-digest.ts). */
+  takeDigest(uploadKey: string, size: number): CarriedDigest | undefined;
 }
 
 export function createTusStore(config: Readonly<Config>, hooks: TusStoreHooks): TusStore {
@@ -85,6 +89,7 @@ class GuardedStore extends DataStore implements TusStore {
   readonly #inner: DataStore;
   readonly #hooks: TusStoreHooks;
   readonly #flush: (key: string) => Promise<void>;
+  readonly digests = new CarriedDigests();
 
   constructor(config: Readonly<Config>, inner: DataStore, hooks: TusStoreHooks, flush: (key: string) => Promise<void>) {
     super();
@@ -126,10 +131,45 @@ class GuardedStore extends DataStore implements TusStore {
     return this.#flush(key);
   }
 
+  takeDigest(key: string, size: number): CarriedDigest | undefined {
+    return this.digests.take(key, size);
+  }
+
   override async write(stream: Readable, id: string, offset: number): Promise<number> {
     const guarded = idleTimeout(this.#config.timeouts.uploadIdleMs)(untilDisconnect(stream));
-    if (offset !== 0) return this.#inner.write(Readable.from(guarded, { objectMode: false }), id, offset);
+    let body: AsyncIterable<Uint8Array> = guarded;
+    if (offset === 0) {
+      this.digests.start(id);
+      body = await this.#admitFirstBytes(id, guarded);
+    }
+    // The fs store reports every failure as FILE_WRITE_ERROR: note our own refusal on the way out.
+    let refusal: SluiceError | undefined;
+    const tracked = this.digests.track(id, offset, body);
+    const noted = (async function* () {
+      try {
+        yield* tracked;
+      } catch (err) {
+        refusal = refusalIn(err);
+        throw err;
+      }
+    })();
+    try {
+      const stored = await this.#inner.write(Readable.from(noted, { objectMode: false }), id, offset);
+      this.digests.settle(id, stored);
+      return stored;
+    } catch (err) {
+      this.digests.drop(id);
+      const ours = refusal ?? refusalIn(err);
+      if (ours) {
+        await this.#hooks.onRefused(id);
+        throw ours;
+      }
+      throw err;
+    }
+  }
 
+  /** The type check on the upload's first bytes; returns the body to store (the head replayed). */
+  async #admitFirstBytes(id: string, guarded: AsyncGenerator<Uint8Array>): Promise<AsyncIterable<Uint8Array>> {
     const upload = await this.#inner.getUpload(id);
     const want = Math.min(SNIFF_BYTES, upload.size ?? SNIFF_BYTES);
     const head: Uint8Array[] = [];
@@ -145,24 +185,33 @@ class GuardedStore extends DataStore implements TusStore {
       headBytes += r.value.byteLength;
     }
     // A first write shorter than the sniff window (and than the upload) cannot
-    // be judged yet; the read-back at the finish judges the whole file anyway.
+    // be judged yet; the read-back at the finish judges the whole file then.
     if (headBytes >= want || (ended && headBytes === upload.size)) {
       const buf = Buffer.concat(head);
       const declared = upload.metadata?.filetype ?? upload.metadata?.type ?? undefined;
       try {
-        admitType(await detectType(buf.subarray(0, SNIFF_BYTES), declared), declared, this.#config.allowedTypes);
+        const detected = await detectType(buf.subarray(0, SNIFF_BYTES), declared);
+        this.digests.setType(id, admitType(detected, declared, this.#config.allowedTypes), detected.text);
       } catch (err) {
+        this.digests.drop(id);
         await guarded.return(undefined);
         await this.#hooks.onRefused(id);
         throw err;
       }
     }
-    async function* replay(): AsyncGenerator<Uint8Array> {
+    return (async function* replay() {
       yield* head;
       if (!ended) yield* guarded;
-    }
-    return this.#inner.write(Readable.from(replay(), { objectMode: false }), id, offset);
+    })();
   }
+}
+
+/** Our coded refusal, wherever the store put it (directly, or as the cause of its own error). */
+function refusalIn(err: unknown): SluiceError | undefined {
+  for (let e: unknown = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++) {
+    if (isSluiceError(e) && (e.code === 'TYPE_NOT_ALLOWED' || e.code === 'TYPE_MISMATCH')) return e;
+  }
+  return undefined;
 }
 
 /** The body, ending cleanly (instead of failing) when the client's connection dropped. */
