@@ -73,4 +73,15 @@ describe('tus on two instances sharing one bucket', { skip: s3TestServer() ? fal
     const locks = await listKeys(a.s3!, a.bucket!, `${a.config.keyPrefix}/_system/tus/locks/`);
     assert.deepEqual(locks, [], 'every lock released');
   });
+
+  it('an upload terminated on one instance is gone on the other, never reported complete', async () => {
+    const data = await pngOfSize(6 * MiB);
+    const { url } = await createUpload(a.url, 12 * MiB, { filename: 'gone.png' });
+    const path = new URL(url).pathname;
+    assert.equal((await patch(`${a.url}${path}`, 0, data)).status, 204);
+    assert.equal(await offsetOf(`${b.url}${path}`), 6 * MiB, 'B has read (and cached) the upload');
+    assert.equal((await call(`${a.url}${path}`, { method: 'DELETE', headers: { 'tus-resumable': '1.0.0' } })).status, 204);
+    const res = await call(`${b.url}${path}`, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0' } });
+    assert.equal(res.status, 404);
+  });
 });

@@ -64,6 +64,7 @@ export function createTusService(deps: TusDeps): TusService {
   };
   const store: TusStore = createTusStore(config, {
     onRefused: (key) => removeUpload({ ...deps, store }, refOf(key)),
+    exists: async (key) => (await storage.head(key)) !== null,
     onRemoved: async (key) => {
       const ref = refOf(key);
       // Termination is refused for finished uploads; a manifest here would mean a bug, so never touch a committed file.
