@@ -57,7 +57,8 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
           body = Readable.toWeb(request.raw) as ReadableStream<Uint8Array>;
         }
       }
-      const webRequest = new Request(`http://${request.host}${request.url}`, {
+      // A fixed origin: @tus/server reads only the path (Locations are relative), and a hostile Host header cannot break the URL.
+      const webRequest = new Request(`http://sluice.invalid${request.url}`, {
         method: request.method,
         headers,
         ...(body ? { body, duplex: 'half' } : {}),
