@@ -3,6 +3,8 @@
 //   put   PUT /v1/files/:name, one request (sluice's plain path)
 //   tus   sluice's tus endpoint, 8 MiB PATCHes (sniff at the first PATCH,
 //         bucket lock per PATCH, read-back sha256 and manifest at the end)
+//   tusp  the same with SLUICE_TUS_LOCK=process (single instance / sticky
+//         routing): shows what the bucket lock costs
 //   tusd  the reference tus server with its S3 store, same 8 MiB PATCHes
 // then a drop at 50%: the connection is cut halfway through a PATCH, and the
 // bench measures the time until the upload can continue and the bytes the
@@ -68,6 +70,7 @@ interface Proc {
   url: string;
   child: ChildProcess;
   peakRssMb(): Promise<number>;
+  rssMb(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -92,6 +95,10 @@ async function startProc(cmd: string, args: string[], env: Record<string, string
     async peakRssMb() {
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
       return Math.round(Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
+    },
+    async rssMb() {
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+      return Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
     },
     async stop() {
       if (child.exitCode !== null) return;
@@ -251,11 +258,14 @@ try {
   const putPort = await freePort();
   const tusPort = await freePort();
   const tusdPort = await freePort();
+  const tuspPort = await freePort();
   // Separate sluice processes, so each path's peak RSS is its own.
   const put = await startProc(process.execPath, ['src/server.ts'], { ...sluiceEnv, PORT: String(putPort) }, putPort, '/health');
   procs.push(put);
   const tus = await startProc(process.execPath, ['src/server.ts'], { ...sluiceEnv, PORT: String(tusPort) }, tusPort, '/health');
   procs.push(tus);
+  const tusp = await startProc(process.execPath, ['src/server.ts'], { ...sluiceEnv, PORT: String(tuspPort), SLUICE_TUS_LOCK: 'process' }, tuspPort, '/health');
+  procs.push(tusp);
   const tusd = await startProc(
     tusdBin,
     ['-host', '127.0.0.1', '-port', String(tusdPort), '-base-path', '/files/', '-s3-bucket', bucket, '-s3-endpoint', minio.endpoint, '-s3-part-size', String(8 * MiB), '-s3-disable-ssl', '-disable-download', '-verbose=false'],
@@ -265,6 +275,7 @@ try {
   );
   procs.push(tusd);
 
+  const idle = { put: await put.rssMb(), tus: await tus.rssMb(), tusd: await tusd.rssMb() };
   console.log(`# bench:tus  size=${SIZE / MiB} MiB  runs=${RUNS}  patch=${PATCH / MiB} MiB  part=8 MiB  load=${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const expected = await sha256Of(SIZE);
   // Warm-up: JIT, connections, buckets.
@@ -272,16 +283,18 @@ try {
   await tusOnce(`${tus.url}/v1/uploads`, 16 * MiB);
   await tusOnce(`${tusd.url}/files/`, 16 * MiB);
 
-  const times = { put: [] as number[], tus: [] as number[], tusd: [] as number[] };
-  const order: (keyof typeof times)[] = ['put', 'tus', 'tusd'];
+  await tusOnce(`${tusp.url}/v1/uploads`, 16 * MiB);
+  const times = { put: [] as number[], tus: [] as number[], tusp: [] as number[], tusd: [] as number[] };
+  const order: (keyof typeof times)[] = ['put', 'tus', 'tusp', 'tusd'];
   for (let run = 0; run < RUNS; run++) {
     for (let k = 0; k < order.length; k++) {
       const which = order[(run + k) % order.length]!;
       let s: number;
       if (which === 'put') s = await putOnce(put.url, SIZE);
-      else if (which === 'tus') {
-        const r = await tusOnce(`${tus.url}/v1/uploads`, SIZE);
-        const file = await request(`${tus.url}/v1/files/${r.fileId}`);
+      else if (which === 'tus' || which === 'tusp') {
+        const svc = which === 'tus' ? tus : tusp;
+        const r = await tusOnce(`${svc.url}/v1/uploads`, SIZE);
+        const file = await request(`${svc.url}/v1/files/${r.fileId}`);
         const view = (await file.body.json()) as { sha256: string };
         if (view.sha256 !== expected) throw new Error('sluice tus: sha256 differs from the source');
         s = r.seconds;
@@ -290,25 +303,38 @@ try {
       console.log(`run ${run + 1} ${which.padEnd(4)} ${s.toFixed(2)} s  ${mbps(SIZE, s).toFixed(1)} MiB/s  load=${loadavg()[0]!.toFixed(2)}`);
     }
   }
-  const m = { put: median(times.put), tus: median(times.tus), tusd: median(times.tusd) };
+  const m = { put: median(times.put), tus: median(times.tus), tusp: median(times.tusp), tusd: median(times.tusd) };
   const ratioPut = m.put / m.tus;
   const ratioTusd = m.tusd / m.tus;
+
+  // What the read-back costs when a finish cannot use the carried digest (PATCHes spread over instances):
+  // one streaming read of the whole original with sha256, measured here as a GET of the committed file.
+  const lastTus = await tusOnce(`${tus.url}/v1/uploads`, SIZE);
+  const rb = performance.now();
+  const got = await request(`${tus.url}/v1/files/${lastTus.fileId}/content`);
+  const h = createHash('sha256');
+  for await (const b of got.body) h.update(b as Buffer);
+  if (h.digest('hex') !== expected) throw new Error('read-back differs');
+  const readBackS = (performance.now() - rb) / 1000;
 
   const drop = await dropAndResume(`${tus.url}/v1/uploads`, SIZE);
   const dropView = (await (await request(`${tus.url}/v1/files/${drop.fileId}`)).body.json()) as { sha256: string };
   if (dropView.sha256 !== expected) throw new Error('sluice tus after drop: sha256 differs from the source');
   const dropTusd = await dropAndResume(`${tusd.url}/files/`, SIZE);
 
-  const rss = { put: await put.peakRssMb(), tus: await tus.peakRssMb(), tusd: await tusd.peakRssMb() };
+  const rss = { put: await put.peakRssMb(), tus: await tus.peakRssMb(), tusp: await tusp.peakRssMb(), tusd: await tusd.peakRssMb() };
   console.log('');
-  console.log(`median put   ${m.put.toFixed(2)} s  ${mbps(SIZE, m.put).toFixed(1)} MiB/s  peak RSS ${rss.put} MB`);
-  console.log(`median tus   ${m.tus.toFixed(2)} s  ${mbps(SIZE, m.tus).toFixed(1)} MiB/s  peak RSS ${rss.tus} MB  (incl. read-back sha256 + manifest)`);
-  console.log(`median tusd  ${m.tusd.toFixed(2)} s  ${mbps(SIZE, m.tusd).toFixed(1)} MiB/s  peak RSS ${rss.tusd} MB`);
+  console.log(`median put   ${m.put.toFixed(2)} s  ${mbps(SIZE, m.put).toFixed(1)} MiB/s  peak RSS ${rss.put} MB (idle ${idle.put} MB)`);
+  console.log(`median tus   ${m.tus.toFixed(2)} s  ${mbps(SIZE, m.tus).toFixed(1)} MiB/s  peak RSS ${rss.tus} MB (idle ${idle.tus} MB)  (incl. sniff, sha256, lock, manifest)`);
+  console.log(`median tusp  ${m.tusp.toFixed(2)} s  ${mbps(SIZE, m.tusp).toFixed(1)} MiB/s  peak RSS ${rss.tusp} MB  (SLUICE_TUS_LOCK=process: no bucket lock)`);
+  console.log(`median tusd  ${m.tusd.toFixed(2)} s  ${mbps(SIZE, m.tusd).toFixed(1)} MiB/s  peak RSS ${rss.tusd} MB (idle ${idle.tusd} MB)`);
+  console.log(`read-back of the whole original (the finish's fallback when PATCHes spread over instances): ${readBackS.toFixed(2)} s, ${mbps(SIZE, readBackS).toFixed(1)} MiB/s`);
   console.log(`tus/put throughput ratio ${ratioPut.toFixed(3)}   tus/tusd throughput ratio ${ratioTusd.toFixed(3)}`);
+  console.log(`without the bucket lock: tus/put ${(m.put / m.tusp).toFixed(3)}   tus/tusd ${(m.tusd / m.tusp).toFixed(3)}`);
   console.log(`drop at 50%: sluice resumed after ${drop.resumeMs.toFixed(0)} ms, re-sent ${drop.resentBytes} bytes; tusd resumed after ${dropTusd.resumeMs.toFixed(0)} ms, re-sent ${dropTusd.resentBytes} bytes`);
   console.log(`load at end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(
-    `RESULT tus ratio_vs_put=${ratioPut.toFixed(3)} ratio_vs_tusd=${ratioTusd.toFixed(3)} rss_mb=${rss.tus} resent_bytes=${drop.resentBytes} resume_ms=${drop.resumeMs.toFixed(0)} tus_mibps=${mbps(SIZE, m.tus).toFixed(1)} put_mibps=${mbps(SIZE, m.put).toFixed(1)} tusd_mibps=${mbps(SIZE, m.tusd).toFixed(1)}`,
+    `RESULT tus ratio_vs_put=${ratioPut.toFixed(3)} ratio_vs_tusd=${ratioTusd.toFixed(3)} rss_mb=${rss.tus} idle_rss_mb=${idle.tus} resent_bytes=${drop.resentBytes} resume_ms=${drop.resumeMs.toFixed(0)} readback_s=${readBackS.toFixed(2)} ratio_vs_put_process_lock=${(m.put / m.tusp).toFixed(3)} ratio_vs_tusd_process_lock=${(m.tusd / m.tusp).toFixed(3)} tus_mibps=${mbps(SIZE, m.tus).toFixed(1)} put_mibps=${mbps(SIZE, m.put).toFixed(1)} tusd_mibps=${mbps(SIZE, m.tusd).toFixed(1)}`,
   );
 } finally {
   for (const p of procs) await p.stop();

@@ -104,6 +104,12 @@ const envSchema = z.object({
   SLUICE_TUS_EXPIRY_MS: int(1000).default(24 * 60 * 60 * 1000),
   /** How often this instance runs the expiry sweep; 0 turns the timer off (call sweepExpiredUploads yourself). */
   SLUICE_TUS_SWEEP_INTERVAL_MS: int(0).default(10 * 60 * 1000),
+  /**
+   * Who serialises writes to one tus upload: `bucket` (S3 only, default there: a lock object
+   * in the bucket, safe with any number of instances) or `process` (in-memory, the fs
+   * default; on S3 only with a single instance or sticky routing by upload URL).
+   */
+  SLUICE_TUS_LOCK: z.enum(['bucket', 'process']).optional(),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -144,7 +150,7 @@ export interface Config {
   timeouts: { uploadIdleMs: number; headersMs: number; socketMs: number; uploadQueueMs: number };
   uploadBufferBytes: number;
   /** Resumable uploads (tus): expiry of unfinished uploads and the sweep timer. */
-  tus: { expiryMs: number; sweepIntervalMs: number };
+  tus: { expiryMs: number; sweepIntervalMs: number; lock: 'bucket' | 'process' };
 }
 
 export class ConfigError extends Error {
@@ -161,6 +167,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const e = parsed.data;
   const kind = e.SLUICE_STORAGE ?? (e.SLUICE_S3_BUCKET ? 's3' : 'fs');
   if (kind === 's3' && !e.SLUICE_S3_BUCKET) throw new ConfigError('invalid SLUICE_S3_BUCKET: required when SLUICE_STORAGE=s3');
+  if (kind === 'fs' && e.SLUICE_TUS_LOCK === 'bucket') throw new ConfigError('invalid SLUICE_TUS_LOCK: bucket needs the S3 backend');
   if ((e.SLUICE_S3_ACCESS_KEY_ID === undefined) !== (e.SLUICE_S3_SECRET_ACCESS_KEY === undefined)) {
     throw new ConfigError('invalid SLUICE_S3_SECRET_ACCESS_KEY: set both SLUICE_S3_ACCESS_KEY_ID and SLUICE_S3_SECRET_ACCESS_KEY, or neither');
   }
@@ -207,7 +214,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       uploadQueueMs: e.SLUICE_UPLOAD_QUEUE_TIMEOUT_MS,
     },
     uploadBufferBytes: e.SLUICE_UPLOAD_BUFFER_BYTES,
-    tus: { expiryMs: e.SLUICE_TUS_EXPIRY_MS, sweepIntervalMs: e.SLUICE_TUS_SWEEP_INTERVAL_MS },
+    tus: {
+      expiryMs: e.SLUICE_TUS_EXPIRY_MS,
+      sweepIntervalMs: e.SLUICE_TUS_SWEEP_INTERVAL_MS,
+      lock: e.SLUICE_TUS_LOCK ?? (kind === 's3' ? 'bucket' : 'process'),
+    },
   };
   return deepFreeze(config);
 }

@@ -74,7 +74,7 @@ export function createTusService(deps: TusDeps): TusService {
     },
   });
   const locker: Locker =
-    storage instanceof S3Storage
+    storage instanceof S3Storage && config.tus.lock === 'bucket'
       ? new S3Locker({ client: storage.client, bucket: storage.bucket, keyFor: (key) => lockKey(prefix, refOf(key)) })
       : new MemoryLocker();
   const never = new AbortController().signal;
