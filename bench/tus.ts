@@ -17,7 +17,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -26,6 +26,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { request } from 'undici';
 import { startMinio } from '../scripts/minio.ts';
+import { freePort, median, startService } from './lib/service.ts';
 
 const MiB = 1024 * 1024;
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024) * MiB;
@@ -58,14 +59,6 @@ async function sha256Of(size: number): Promise<string> {
 }
 
 // ---- processes ----
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 interface Proc {
   url: string;
   child: ChildProcess;
@@ -104,6 +97,16 @@ async function startProc(cmd: string, args: string[], env: Record<string, string
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');
       await Promise.race([new Promise((r) => child.once('exit', r)), sleep(10_000).then(() => child.kill('SIGKILL'))]);
+    },
+  };
+}
+
+function withRss(svc: Awaited<ReturnType<typeof startService>>): Proc {
+  return {
+    ...svc,
+    async rssMb() {
+      const status = await readFile(`/proc/${svc.child.pid}/status`, 'utf8');
+      return Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
     },
   };
 }
@@ -221,11 +224,6 @@ async function dropAndResume(endpoint: string, size: number): Promise<{ resumeMs
   return { resumeMs, resentBytes: Math.max(0, sent - resumed), lostBytes: Math.max(0, sent - Math.max(resumed, lastAcked)), fileId: String(last['sluice-file-id'] ?? '') };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 const mbps = (size: number, s: number) => size / MiB / s;
 
 // ---- run ----
@@ -255,16 +253,13 @@ const sluiceEnv = {
 };
 const procs: Proc[] = [];
 try {
-  const putPort = await freePort();
-  const tusPort = await freePort();
   const tusdPort = await freePort();
-  const tuspPort = await freePort();
-  // Separate sluice processes, so each path's peak RSS is its own.
-  const put = await startProc(process.execPath, ['src/server.ts'], { ...sluiceEnv, PORT: String(putPort) }, putPort, '/health');
+  // Separate sluice processes (what `npm start` runs: compiled dist/, same V8 flags), so each path's peak RSS is its own.
+  const put = withRss(await startService(sluiceEnv));
   procs.push(put);
-  const tus = await startProc(process.execPath, ['src/server.ts'], { ...sluiceEnv, PORT: String(tusPort) }, tusPort, '/health');
+  const tus = withRss(await startService(sluiceEnv));
   procs.push(tus);
-  const tusp = await startProc(process.execPath, ['src/server.ts'], { ...sluiceEnv, PORT: String(tuspPort), SLUICE_TUS_LOCK: 'process' }, tuspPort, '/health');
+  const tusp = withRss(await startService({ ...sluiceEnv, SLUICE_TUS_LOCK: 'process' }));
   procs.push(tusp);
   const tusd = await startProc(
     tusdBin,

@@ -2,11 +2,15 @@
 // made by `npm run build:web`; `npm start` builds it when missing). Static
 // files only, no data: the page calls the API with the user's token.
 
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 
-export const PUBLIC_DIR = path.resolve(import.meta.dirname, '../../../public');
+/** <repo>/public, whether running from src/ (dev, tests) or the compiled dist/src/ (npm start). */
+export const PUBLIC_DIR = [path.resolve(import.meta.dirname, '../../../public'), path.resolve(import.meta.dirname, '../../../../public')].find(
+  (dir) => existsSync(path.join(dir, 'index.html')),
+) ?? path.resolve(import.meta.dirname, '../../../public');
 
 export async function webPageRoute(app: FastifyInstance): Promise<void> {
   await app.register(fastifyStatic, {
