@@ -11,7 +11,7 @@
 // client has to send again. Peak RSS is the kernel's VmHWM of each server.
 //
 // Knobs for a quick look: BENCH_SIZE_MB (1024), BENCH_RUNS (3), BENCH_PATCH_MB (8).
-// tusd: `go install github.com/tus/tusd/v2/cmd/tusd@latest` (or TUSD_BIN).
+// tusd: `bash scripts/install-minio.sh --with-tusd` (or TUSD_BIN).
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -122,7 +122,7 @@ function findTusd(): string {
       // next
     }
   }
-  throw new Error('tusd not found: go install github.com/tus/tusd/v2/cmd/tusd@latest (or set TUSD_BIN)');
+  throw new Error('tusd not found: bash scripts/install-minio.sh --with-tusd (or set TUSD_BIN)');
 }
 
 // ---- clients ----
