@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createTusService } from '../src/tus/service.ts';
 import { SWEEP_GRACE_MS } from '../src/tus/sweep.ts';
-import { backends, leftovers, startServer, type TestServer } from './helpers/server.ts';
+import { backends, startServer, type TestServer } from './helpers/server.ts';
 import { call, pngOfSize, sha256 } from './helpers/http.ts';
-import { createUpload, head, offsetOf, patch } from './helpers/tus.ts';
+import { createUpload, head, offsetOf, patch, settledLeftovers } from './helpers/tus.ts';
 import { listPendingMultipartUploads } from './helpers/s3.ts';
 
 const MiB = 1024 * 1024;
@@ -40,7 +40,7 @@ for (const backend of backends()) {
       const later = new Date(Date.now() + EXPIRY_MS + SWEEP_GRACE_MS + 1000);
       assert.deepEqual(await tus.sweep({ now: later }), { expired: 1, tidied: 1 });
       assert.equal((await head(stale)).status, 404);
-      const left = await leftovers(srv);
+      const left = await settledLeftovers(srv);
       assert.equal(left.pending, 0, 'no pending multipart upload');
       assert.deepEqual(left.keys, [`${srv.config.keyPrefix}/default/${fileId}/manifest.json`, `${srv.config.keyPrefix}/default/${fileId}/original`]);
       const content = await call(`${srv.url}/v1/files/${fileId}/content`);

@@ -39,6 +39,8 @@ export interface TusService {
   /** Per-request context, keyed by the web Request handed to the server. */
   contexts: WeakMap<Request, TusRequestContext>;
   sweep(opts?: { now?: Date }): Promise<SweepResult>;
+  /** Give back the bucket locks this instance keeps idle (shutdown). */
+  close(): Promise<void>;
 }
 
 export interface TusDeps {
@@ -139,5 +141,8 @@ export function createTusService(deps: TusDeps): TusService {
     store,
     contexts,
     sweep: (opts = {}) => sweepExpiredUploads({ config, storage, log: deps.log, store }, opts),
+    close: async () => {
+      if (locker instanceof S3Locker) await locker.releaseAll();
+    },
   };
 }

@@ -2,6 +2,7 @@
 // header on the wire is the test's own choice.
 
 import { call, type Answer } from './http.ts';
+import { leftovers, type TestServer } from './server.ts';
 
 export const TUS = { 'tus-resumable': '1.0.0' };
 
@@ -42,4 +43,17 @@ export async function offsetOf(url: string): Promise<number> {
   const res = await head(url);
   if (res.status !== 200) throw new Error(`HEAD ${url}: ${res.status}`);
   return Number(res.headers['upload-offset']);
+}
+
+/**
+ * leftovers() once the S3 bucket locks have been given back: an instance keeps
+ * an idle lock for about a second for the upload's next request (s3-locker.ts).
+ */
+export async function settledLeftovers(srv: TestServer): Promise<{ keys: string[]; pending: number }> {
+  let left = await leftovers(srv);
+  for (let i = 0; i < 40 && left.keys.some((k) => k.includes('/_system/tus/locks/')); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = await leftovers(srv);
+  }
+  return left;
 }

@@ -18,6 +18,7 @@ const METHODS = ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
   const { config } = deps;
   const tus = createTusService({ config, storage: deps.storage, log: deps.log, shutdownSignal: deps.shutdownSignal });
+  app.addHook('onClose', () => tus.close());
 
   if (config.tus.sweepIntervalMs > 0) {
     let running = false;
