@@ -29,6 +29,14 @@ import { idleTimeout } from '../core/stages/idle-timeout.ts';
 import { isSluiceError, type SluiceError } from '../errors.ts';
 import { CarriedDigests, type CarriedDigest } from './carried-digest.ts';
 
+/**
+ * Bytes handed to a store per write call. Socket reads arrive in 16–64 KiB
+ * pieces, and both stores write each piece with its own awaited file write (the
+ * S3 store spools parts to disk): gathering 1 MiB first cuts those system calls
+ * ~30-fold. Bound: one such buffer per PATCH in progress.
+ */
+const WRITE_CHUNK_BYTES = 1024 * 1024;
+
 /** Parts of one store uploading at once, across all uploads (the S3 store's semaphore). */
 const S3_PARTS_IN_FLIGHT = 16;
 
@@ -171,7 +179,7 @@ class GuardedStore extends DataStore implements TusStore {
       }
     })();
     try {
-      const stored = await this.#inner.write(Readable.from(noted, { objectMode: false }), id, offset);
+      const stored = await this.#inner.write(Readable.from(coalesce(noted, WRITE_CHUNK_BYTES), { objectMode: false }), id, offset);
       this.digests.settle(id, stored);
       return stored;
     } catch (err) {
@@ -229,6 +237,22 @@ function refusalIn(err: unknown): SluiceError | undefined {
     if (isSluiceError(e) && (e.code === 'TYPE_NOT_ALLOWED' || e.code === 'TYPE_MISMATCH')) return e;
   }
   return undefined;
+}
+
+/** The same bytes in pieces of about `size` (the last may be shorter). */
+async function* coalesce(source: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  let pending: Uint8Array[] = [];
+  let bytes = 0;
+  for await (const chunk of source) {
+    pending.push(chunk);
+    bytes += chunk.byteLength;
+    if (bytes >= size) {
+      yield pending.length === 1 ? pending[0]! : Buffer.concat(pending, bytes);
+      pending = [];
+      bytes = 0;
+    }
+  }
+  if (bytes > 0) yield pending.length === 1 ? pending[0]! : Buffer.concat(pending, bytes);
 }
 
 /** The body, ending cleanly (instead of failing) when the client's connection dropped. */
