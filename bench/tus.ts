@@ -306,7 +306,8 @@ try {
   // one streaming read of the whole original with sha256, measured here as a GET of the committed file.
   const lastTus = await tusOnce(`${tus.url}/v1/uploads`, SIZE);
   const rb = performance.now();
-  const got = await request(`${tus.url}/v1/files/${lastTus.fileId}/content`);
+  // Served by the PUT instance (same bucket), so the tus instance's peak RSS stays that of tus work.
+  const got = await request(`${put.url}/v1/files/${lastTus.fileId}/content`);
   const h = createHash('sha256');
   for await (const b of got.body) h.update(b as Buffer);
   if (h.digest('hex') !== expected) throw new Error('read-back differs');
