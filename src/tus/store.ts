@@ -11,7 +11,10 @@
 //   - the type check from the upload's first bytes, at the write that starts
 //     at offset 0 (the first PATCH, or the body of a creation-with-upload
 //     POST): a refused type never gets past its first SNIFF_BYTES, and the
-//     upload is removed at once.
+//     upload is removed at once;
+//   - the sha256 (and UTF-8 check) carried across writes (carried-digest.ts);
+//   - on S3, a short-lived cache of upload infos whose "complete" answers are
+//     confirmed against the bucket (ShortCache, getUpload).
 //
 // Bounds: the S3 store spools each part to a temp file in os.tmpdir() before
 // sending it (disk, not memory: part size × parts in flight), and this
