@@ -160,6 +160,17 @@ const envSchema = z.object({
   /** Proxies whose X-Forwarded-For is trusted (comma-separated IPs/CIDRs); unset: none. */
   SLUICE_TRUST_PROXY: list.optional(),
   // --- end security ---
+  // --- resumable uploads (tus, docs/tus.md) ---
+  /** A tus upload not finished this long after creation expires (410) and is removed by the sweep. */
+  SLUICE_TUS_EXPIRY_MS: int(1000).default(24 * 60 * 60 * 1000),
+  /** How often this instance runs the expiry sweep; 0 turns the timer off (call sweepExpiredUploads yourself). */
+  SLUICE_TUS_SWEEP_INTERVAL_MS: int(0).default(10 * 60 * 1000),
+  /**
+   * Who serialises writes to one tus upload: `bucket` (S3 only, default there: a lock object
+   * in the bucket, safe with any number of instances) or `process` (in-memory, the fs
+   * default; on S3 only with a single instance or sticky routing by upload URL).
+   */
+  SLUICE_TUS_LOCK: z.enum(['bucket', 'process']).optional(),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -202,6 +213,8 @@ export interface Config {
   uploadBufferBytes: number;
   /** Authentication, links, abuse limits, hardening (issue 5, docs/security.md). */
   security: SecurityConfig;
+  /** Resumable uploads (tus): expiry of unfinished uploads and the sweep timer. */
+  tus: { expiryMs: number; sweepIntervalMs: number; lock: 'bucket' | 'process' };
 }
 
 // --- security (issue 5) ---
@@ -354,6 +367,7 @@ export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
   const e = parsed.data;
   const kind = e.SLUICE_STORAGE ?? (e.SLUICE_S3_BUCKET ? 's3' : 'fs');
   if (kind === 's3' && !e.SLUICE_S3_BUCKET) throw new ConfigError('invalid SLUICE_S3_BUCKET: required when SLUICE_STORAGE=s3');
+  if (kind === 'fs' && e.SLUICE_TUS_LOCK === 'bucket') throw new ConfigError('invalid SLUICE_TUS_LOCK: bucket needs the S3 backend');
   if ((e.SLUICE_S3_ACCESS_KEY_ID === undefined) !== (e.SLUICE_S3_SECRET_ACCESS_KEY === undefined)) {
     throw new ConfigError('invalid SLUICE_S3_SECRET_ACCESS_KEY: set both SLUICE_S3_ACCESS_KEY_ID and SLUICE_S3_SECRET_ACCESS_KEY, or neither');
   }
@@ -402,6 +416,11 @@ export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
     },
     uploadBufferBytes: e.SLUICE_UPLOAD_BUFFER_BYTES,
     security: securityConfig(e),
+    tus: {
+      expiryMs: e.SLUICE_TUS_EXPIRY_MS,
+      sweepIntervalMs: e.SLUICE_TUS_SWEEP_INTERVAL_MS,
+      lock: e.SLUICE_TUS_LOCK ?? (kind === 's3' ? 'bucket' : 'process'),
+    },
   };
   return deepFreeze(config);
 }

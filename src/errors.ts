@@ -57,6 +57,11 @@ export const errorCatalogue = {
   TOO_MANY_UPLOADS: { status: 429, message: 'Too many uploads in progress for this tenant; retry later' },
   QUOTA_EXCEEDED: { status: 507, message: 'The tenant\'s storage quota is used up' },
   AUTH_UNAVAILABLE: { status: 503, message: 'The token issuer\'s keys cannot be fetched; retry later' },
+
+  // --- resumable uploads (tus, docs/tus.md) ---
+  CHECKSUM_ALGORITHM_UNSUPPORTED: { status: 400, message: 'The Upload-Checksum algorithm is not supported (use sha1, sha256 or md5)' },
+  // 460 is the tus checksum extension's status; the PATCH's bytes were discarded.
+  UPLOAD_CHECKSUM_MISMATCH: { status: 460, message: 'The PATCH body does not match its Upload-Checksum' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -15,6 +15,9 @@ import { uploadRawRoute } from './upload-raw.ts';
 import { adminRevokeRoute } from './admin-revoke.ts';
 import { createLinkRoute } from './create-link.ts';
 import { getLinkRoute } from './get-link.ts';
+// resumable uploads (tus) and the upload page
+import { tusUploadsRoute } from './tus-uploads.ts';
+import { webPageRoute } from './web-page.ts';
 
 export interface RouteOptions {
   deps: AppDeps;
@@ -29,6 +32,7 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
     });
     await scope.register(uploadMultipartRoute, opts);
     await scope.register(uploadRawRoute, opts);
+    await scope.register(tusUploadsRoute, opts); // resumable uploads (tus)
   });
   await app.register(listFilesRoute, opts);
   await app.register(getFileRoute, opts);
@@ -38,4 +42,5 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
   await app.register(adminRevokeRoute, opts);
   await app.register(createLinkRoute, opts);
   await app.register(getLinkRoute, opts);
+  await app.register(webPageRoute); // the upload page at /
 }
