@@ -21,11 +21,35 @@ export async function admitUpload(
   deps: AppDeps,
   opts: { maxBytes: number; tooLarge: ErrorCode },
 ): Promise<Admission> {
+  const route = request.routeOptions.url ?? '';
+  try {
+    const admission = await admit(request, reply, deps, opts);
+    deps.metrics?.uploadsStarted.inc({ route });
+    deps.metrics?.uploadsInflight.inc({ route });
+    return {
+      ...admission,
+      release: () => {
+        deps.metrics?.uploadsInflight.dec({ route });
+        admission.release();
+      },
+    };
+  } catch (err) {
+    deps.metrics?.uploadsRejected.inc({ route, reason: (err as Partial<SluiceError> | null)?.code ?? 'INTERNAL' });
+    throw err;
+  }
+}
+
+async function admit(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: AppDeps,
+  opts: { maxBytes: number; tooLarge: ErrorCode },
+): Promise<Admission> {
   const declaredLength = contentLength(request);
   if (declaredLength !== undefined && declaredLength > opts.maxBytes) {
     throw new SluiceError(opts.tooLarge, { details: { limitBytes: opts.maxBytes } });
   }
-  if (deps.shutdownSignal?.aborted) throw new SluiceError('SHUTTING_DOWN');
+  if (deps.drainSignal?.aborted || deps.shutdownSignal?.aborted) throw new SluiceError('SHUTTING_DOWN');
 
   const clientGone = new AbortController();
   const onClose = () => {

@@ -9,6 +9,7 @@ import { getContentRoute } from './get-content.ts';
 import { getFileRoute } from './get-file.ts';
 import { healthRoutes } from './health.ts';
 import { listFilesRoute } from './list-files.ts';
+import { metricsRoute } from './metrics.ts';
 import { uploadMultipartRoute } from './upload-multipart.ts';
 import { uploadRawRoute } from './upload-raw.ts';
 
@@ -30,4 +31,5 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
   await app.register(getFileRoute, opts);
   await app.register(getContentRoute, opts);
   await app.register(deleteFileRoute, opts);
+  await app.register(metricsRoute, opts); // operations (issue 6)
 }
