@@ -35,6 +35,8 @@ export interface ChildOptions {
   env?: Record<string, string>;
   args?: string[];
   label?: string;
+  /** Run through `sh -c <wrap> node server.ts ...` (benches raise `ulimit -n` this way). */
+  wrap?: string;
   /** Reuse this storage location (a restart): a data dir or an S3 bucket. */
   reuse?: { dataDir?: string | undefined; bucket?: string | undefined; s3?: S3TestServer | undefined };
 }
@@ -55,7 +57,8 @@ export async function startChild(opts: ChildOptions = {}): Promise<ChildServer> 
     Object.assign(env, { SLUICE_STORAGE: 'fs', SLUICE_DATA_DIR: dataDir });
   }
   Object.assign(env, opts.env);
-  const proc = spawn(process.execPath, [SERVER, ...(opts.args ?? [])], {
+  const argv = [SERVER, ...(opts.args ?? [])];
+  const proc = spawn(opts.wrap ? 'sh' : process.execPath, opts.wrap ? ['-c', opts.wrap, process.execPath, ...argv] : argv, {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
