@@ -97,3 +97,35 @@ export async function loadNote(): Promise<string> {
   const l = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
   return `loadavg ${l}`;
 }
+
+/**
+ * Upload rate against a running server: `concurrency` keep-alive clients PUT
+ * `size`-byte files back to back for `durationMs`. Returns uploads/s and errors.
+ */
+export async function uploadRate(url: string, opts: { size: number; concurrency: number; durationMs: number }): Promise<{ rate: number; errors: number; mibps: number }> {
+  const { Agent, request } = await import('undici');
+  const head = await payloadHead();
+  const body = Buffer.concat([head, randomBytes(Math.max(0, opts.size - head.length))]);
+  const agent = new Agent({ connections: opts.concurrency, pipelining: 1 });
+  let done = 0;
+  let errors = 0;
+  const end = performance.now() + opts.durationMs;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: opts.concurrency }, async () => {
+      while (performance.now() < end) {
+        try {
+          const res = await request(`${url}/v1/files/r.png`, { method: 'PUT', body, dispatcher: agent });
+          await res.body.text();
+          if (res.statusCode === 201) done++;
+          else errors++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const secs = (performance.now() - started) / 1000;
+  await agent.close();
+  return { rate: done / secs, errors, mibps: (done * opts.size) / MiB / secs };
+}
