@@ -39,8 +39,21 @@ if (config.ops.workers > 1 && cluster.isPrimary) {
   process.exit(code);
 }
 
-const storage = createStorage(config);
+// Signals are wired before start-up, so a SIGTERM that lands while the app is
+// still starting is honoured as soon as it listens (cluster primaries send it early).
+const running: { app?: Awaited<ReturnType<typeof buildApp>>; pending?: { reason: string; force: boolean } } = {};
 const lifecycle = new Lifecycle(timings);
+const stop = (reason: string, force = true) => {
+  if (!running.app) {
+    running.pending ??= { reason, force };
+    return;
+  }
+  void lifecycle.shutdown(running.app, log, reason, { force }).then((code) => process.exit(code));
+};
+for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop(sig));
+if (cluster.isWorker) onPrimaryShutdown(() => stop('primary', false));
+
+const storage = createStorage(config);
 const base = defaultDeps(config, storage, log);
 const deps = {
   ...base,
@@ -48,8 +61,8 @@ const deps = {
   shutdownSignal: lifecycle.shutdownSignal,
   ...(cluster.isWorker && base.metrics ? { clusterMetrics: workerMetrics(base.metrics.registry) } : {}),
 };
-const app = await buildApp(deps);
-lifecycle.track(app.server);
+const built = await buildApp(deps);
+lifecycle.track(built.server);
 base.metrics?.setSources({ inflightRequests: () => lifecycle.inflight });
 
 const reaper = new Reaper({
@@ -69,13 +82,11 @@ const reaper = new Reaper({
 lifecycle.addCloser({ name: 'storage', close: () => storage.close() });
 lifecycle.addCloser({ name: 'reaper', close: () => reaper.close() });
 
-await app.listen({ port: config.port, host: config.host });
-const addr = app.server.address();
+await built.listen({ port: config.port, host: config.host });
+running.app = built;
+const addr = built.server.address();
 const port = addr && typeof addr === 'object' ? addr.port : config.port;
-app.log.info({ storage: storage.kind, host: config.host, port, pid: process.pid }, 'sluice listening');
+built.log.info({ storage: storage.kind, host: config.host, port, pid: process.pid }, 'sluice listening');
 // The first sweep runs right after start, so a restart cleans up after a crash.
 if (config.ops.reaper.intervalMs > 0) void reaper.start();
-
-const stop = (reason: string) => void lifecycle.shutdown(app, log, reason).then((code) => process.exit(code));
-for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop(sig));
-if (cluster.isWorker) onPrimaryShutdown(() => void lifecycle.shutdown(app, log, 'primary', { force: false }).then((code) => process.exit(code)));
+if (running.pending) stop(running.pending.reason, running.pending.force);

@@ -66,7 +66,7 @@ for (const backend of backends()) {
         // Either the 503 arrives before the connection closes, or the close is the error.
         if (res.status !== 0) {
           assert.equal(res.status, 503, res.body);
-          assert.match(res.body, /SHUTTING_DOWN/);
+          assert.match(res.body, /SHUTTING_DOWN/, JSON.stringify(res));
         }
         const { code } = await srv.exited;
         assert.equal(code, 0, JSON.stringify(srv.logs.slice(-8), null, 1));

@@ -148,7 +148,13 @@ export async function rawUpload(port: number, opts: { path: string; length: numb
         if (sock.destroyed) break;
         await Promise.race([closed, new Promise((r) => setTimeout(r, 50))]);
       }
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 200))]);
+      // Then the body: up to its Content-Length, or until the server closes.
+      for (let i = 0; i < 100 && !sock.destroyed; i++) {
+        const len = /\r\ncontent-length: (\d+)\r\n/i.exec(raw);
+        const at = raw.indexOf('\r\n\r\n');
+        if (len && at >= 0 && raw.length - at - 4 >= Number(len[1])) break;
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 50))]);
+      }
       const m = /^HTTP\/1\.1 (\d{3})/.exec(raw);
       return { status: m ? Number(m[1]) : 0, body: raw.slice(raw.indexOf('\r\n\r\n') + 4) };
     },
