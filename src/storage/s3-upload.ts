@@ -123,20 +123,21 @@ export async function uploadInParts(
         size += n;
       }
     }
+    // The commit (PutObject, CompleteMultipartUpload) is one request sent without the
+    // caller's signal: aborted in flight, the store may still commit it after we gave
+    // up, leaving an object the caller believes is gone. Check the signal before instead.
     if (uploadId === undefined && inflight.size === 0) {
-      await client.send(
-        new PutObjectCommand({ ...params, Body: buf.subarray(0, filled), ContentLength: filled }),
-        { abortSignal: signal },
-      );
+      signal?.throwIfAborted();
+      await client.send(new PutObjectCommand({ ...params, Body: buf.subarray(0, filled), ContentLength: filled }));
       return { size };
     }
     if (filled > 0) await sendPart(buf, filled);
     await Promise.all(inflight);
     if (failure) throw failure;
     done.sort((a, b) => a.PartNumber! - b.PartNumber!);
+    signal?.throwIfAborted();
     await client.send(
       new CompleteMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId: uploadId, MultipartUpload: { Parts: done } }),
-      { abortSignal: signal },
     );
     uploadId = undefined; // committed: nothing to abort
     return { size };
