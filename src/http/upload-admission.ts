@@ -61,11 +61,18 @@ async function admit(
   const perPut = deps.storage.bufferedBytesPerPut;
   const want = declaredLength === undefined ? perPut : Math.min(perPut, declaredLength + 64 * 1024);
   let releaseBudget: () => void;
+  // Stop reading the socket while waiting: otherwise Node keeps reading the body into the
+  // request's buffer (up to its 64 KiB high-water mark), and 10,000 waiting uploads would
+  // cost 10,000 × 64 KiB of memory instead of sitting in kernel buffers.
+  const socket = request.raw.socket;
+  socket.pause();
   try {
     releaseBudget = await deps.budget.reserve(want, { timeoutMs: deps.config.timeouts.uploadQueueMs, signal });
   } catch (err) {
     reply.raw.off('close', onClose);
     throw err;
+  } finally {
+    socket.resume();
   }
   if (/^100-continue$/i.test(String(request.headers.expect ?? ''))) reply.raw.writeContinue();
   return {

@@ -95,7 +95,13 @@ export async function startChild(opts: ChildOptions = {}): Promise<ChildServer> 
       });
     });
   };
-  const listening = await waitForLog((l) => l.msg === 'sluice listening');
+  const listening = await waitForLog((l) => l.msg === 'sluice listening').catch(async (err: unknown) => {
+    // Never leave a half-started server behind.
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
+    if (dataDir && !opts.reuse?.dataDir) await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  });
   const port = Number(listening.port);
   return {
     proc,

@@ -37,7 +37,10 @@ async function loadSheddingPlugin(app: FastifyInstance, opts: LoadSheddingOption
       maxRssBytes: shed.rssBytes,
       sampleInterval: SAMPLE_INTERVAL_MS,
       // Rejecting hands the error to our error handler: 503 BUSY, Retry-After, the usual body.
-      pressureHandler: async (request, _reply, type) => {
+      pressureHandler: async (request, _reply, type, value) => {
+        // under-pressure reports Infinity when a sample window recorded no delay at all (the
+        // histogram is empty: a busy machine delayed its timer); that is no measurement, not overload.
+        if (value === undefined || !Number.isFinite(value)) return;
         const err = overloaded(request, type, metrics);
         if (err) throw err;
       },
