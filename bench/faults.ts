@@ -102,7 +102,8 @@ async function phaseKill(head: Buffer) {
     await srv.waitForLog((l) => l.msg === 'reaper: sweep done');
     const agent = new Agent({ connections: inflight + 5 });
     const uploads = Array.from({ length: inflight }, async (_, i) => {
-      const size = 64 * 1024 + Math.floor(Math.random() * 4 * MiB);
+      // Up to 1.5 MiB at ~3 MiB/s: many complete around the moment of the kill, some span it.
+      const size = 64 * 1024 + Math.floor(Math.random() * 1.5 * MiB);
       const { body, state } = slowBody(head, size, 64 * 1024, 20);
       try {
         const res = await request(`${srv.url}/v1/files/k${r}-${i}.png`, { method: 'PUT', headers: { 'content-length': String(size) }, body: Readable.from(body), dispatcher: agent });
