@@ -39,7 +39,7 @@ describe('cluster', () => {
   it('gives up on a crash loop instead of restarting forever', async () => {
     // A port that is taken makes every worker fail at listen.
     const blocker = await startChild();
-    const srv = startChild({ args: ['--workers', '2'], env: { PORT: String(blocker.port), SLUICE_WORKER_MAX_RESTARTS: '2' } });
+    const srv = startChild({ args: ['--workers', '2'], env: { PORT: String(blocker.port), SLUICE_WORKER_MAX_RESTARTS: '2' }, startTimeoutMs: 90_000 });
     try {
       await assert.rejects(srv, /exited \(1\)/);
     } finally {

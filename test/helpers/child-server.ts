@@ -35,6 +35,8 @@ export interface ChildOptions {
   env?: Record<string, string>;
   args?: string[];
   label?: string;
+  /** How long to wait for 'sluice listening' (default 15 s). */
+  startTimeoutMs?: number;
   /** Run through `sh -c <wrap> node server.ts ...` (benches raise `ulimit -n` this way). */
   wrap?: string;
   /** Reuse this storage location (a restart): a data dir or an S3 bucket. */
@@ -95,7 +97,7 @@ export async function startChild(opts: ChildOptions = {}): Promise<ChildServer> 
       });
     });
   };
-  const listening = await waitForLog((l) => l.msg === 'sluice listening').catch(async (err: unknown) => {
+  const listening = await waitForLog((l) => l.msg === 'sluice listening', opts.startTimeoutMs).catch(async (err: unknown) => {
     // Never leave a half-started server behind.
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     await exited;
