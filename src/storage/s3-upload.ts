@@ -73,12 +73,14 @@ export async function uploadInParts(
 
   const sendPart = async (part: Buffer, length: number) => {
     if (uploadId === undefined) {
+      // Not under the signal: aborted in flight, the store may create the upload anyway and
+      // we would never learn its id to abort it (bench:faults left one pending this way).
+      signal?.throwIfAborted();
       const created = await client.send(
         new CreateMultipartUploadCommand({
           ...params,
           ...(checksums ? { ChecksumAlgorithm: ChecksumAlgorithm.CRC32 } : {}),
         }),
-        { abortSignal: signal },
       );
       uploadId = created.UploadId;
     }
