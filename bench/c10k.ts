@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { Agent, request } from 'undici';
 import { startChild } from '../test/helpers/child-server.ts';
-import { arg, loadNote, payloadHead, percentile, rssSampler, s3ForBench } from './lib/harness.ts';
+import { arg, BENCH_ENV, loadNote, payloadHead, percentile, rssSampler, s3ForBench } from './lib/harness.ts';
 
 const clients = Number(arg('clients', '10000'));
 const seconds = Number(arg('seconds', '20'));
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     const srv = await startChild({
       backend,
       label: 'bench-c10k',
-      env: { LOG_LEVEL: 'info', SLUICE_UPLOAD_QUEUE_TIMEOUT_MS: String(10 * seconds * 1000), SLUICE_UPLOAD_IDLE_TIMEOUT_MS: String(seconds * 1000) },
+      env: { ...BENCH_ENV, LOG_LEVEL: 'info', SLUICE_UPLOAD_QUEUE_TIMEOUT_MS: String(10 * seconds * 1000), SLUICE_UPLOAD_IDLE_TIMEOUT_MS: String(seconds * 1000) },
       wrap: 'ulimit -n $(ulimit -Hn) && exec "$0" "$@"',
     });
     const rss = rssSampler(srv.proc.pid!);

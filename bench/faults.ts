@@ -14,7 +14,7 @@ import { Agent, request } from 'undici';
 import { loadConfig } from '../src/config.ts';
 import { createStorage } from '../src/storage/index.ts';
 import { childLeftovers, startChild, type ChildServer } from '../test/helpers/child-server.ts';
-import { arg, loadNote, MiB, payloadHead, s3ForBench, slowBody } from './lib/harness.ts';
+import { arg, BENCH_ENV, loadNote, MiB, payloadHead, s3ForBench, slowBody } from './lib/harness.ts';
 
 const backend = arg('backend', 's3') as 's3' | 'fs';
 const cutClients = Number(arg('cut', '200'));
@@ -68,7 +68,7 @@ async function partials(srv: Pick<ChildServer, 'env' | 'dataDir' | 'bucket' | 's
 }
 
 async function phaseCut(head: Buffer): Promise<{ objectsLeft: number; pending: number; cleanAfterMs: number }> {
-  const srv = await startChild({ backend, label: 'bench-faults-cut' });
+  const srv = await startChild({ backend, label: 'bench-faults-cut', env: BENCH_ENV });
   try {
     await Promise.all(Array.from({ length: cutClients }, () => cutUpload(srv.port, head)));
     const t0 = performance.now();
@@ -94,7 +94,7 @@ interface Ack {
 
 async function phaseKill(head: Buffer) {
   const reaperEnv = { SLUICE_REAPER_INTERVAL_MS: String(3600_000), SLUICE_REAPER_MAX_AGE_MS: String(REAPER_MAX_AGE_MS) };
-  let srv = await startChild({ backend, label: 'bench-faults-kill', env: reaperEnv });
+  let srv = await startChild({ backend, label: 'bench-faults-kill', env: { ...BENCH_ENV, ...reaperEnv } });
   const reuse = { dataDir: srv.dataDir, bucket: srv.bucket, s3: srv.s3 };
   const acked: Ack[] = [];
   let clientErrors = 0;
@@ -124,7 +124,7 @@ async function phaseKill(head: Buffer) {
     await agent.close();
     // Everything the dead server left is now older than the sweep's max age.
     await new Promise((res) => setTimeout(res, REAPER_MAX_AGE_MS + 200));
-    srv = await startChild({ backend, label: 'bench-faults-kill', env: reaperEnv, reuse });
+    srv = await startChild({ backend, label: 'bench-faults-kill', env: { ...BENCH_ENV, ...reaperEnv }, reuse });
   }
   await srv.waitForLog((l) => l.msg === 'reaper: sweep done');
   const state = await partials(srv);

@@ -12,7 +12,7 @@ import { Agent, request } from 'undici';
 import { loadConfig } from '../src/config.ts';
 import { createStorage } from '../src/storage/index.ts';
 import { childLeftovers, startChild } from '../test/helpers/child-server.ts';
-import { arg, loadNote, MiB, payloadHead, rssSampler, s3ForBench, slowBody } from './lib/harness.ts';
+import { arg, BENCH_ENV, loadNote, MiB, payloadHead, rssSampler, s3ForBench, slowBody } from './lib/harness.ts';
 
 const backend = arg('backend', 's3') as 's3' | 'fs';
 const uploads = Number(arg('uploads', '200'));
@@ -37,7 +37,7 @@ async function round(): Promise<Round> {
   const srv = await startChild({
     backend,
     label: 'bench-shutdown',
-    env: { SLUICE_SHUTDOWN_GRACE_MS: String(graceMs), SLUICE_SHUTDOWN_ABORT_MS: '15000' },
+    env: { ...BENCH_ENV, SLUICE_SHUTDOWN_GRACE_MS: String(graceMs), SLUICE_SHUTDOWN_ABORT_MS: '15000' },
   });
   const head = await payloadHead();
   const rss = rssSampler(srv.proc.pid!);

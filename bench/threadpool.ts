@@ -9,7 +9,7 @@
 //   npm run bench:threadpool -- [--sizes 1,2,4,8,16] [--concurrency 32] [--file-kib 512] [--seconds 5] [--runs 3]
 
 import { startChild } from '../test/helpers/child-server.ts';
-import { arg, loadNote, median, rssSampler, uploadRate } from './lib/harness.ts';
+import { arg, BENCH_ENV, loadNote, median, rssSampler, uploadRate } from './lib/harness.ts';
 
 const sizes = arg('sizes', '1,2,4,8,16').split(',').map(Number);
 const concurrency = Number(arg('concurrency', '32'));
@@ -21,7 +21,7 @@ console.log(`bench:threadpool fs backend, ${concurrency} concurrent uploads of $
 const results = new Map<number, { rates: number[]; mibps: number[]; errors: number; rss: number }>(sizes.map((s) => [s, { rates: [], mibps: [], errors: 0, rss: 0 }]));
 for (let r = 0; r < runs; r++) {
   for (const size of sizes) {
-    const srv = await startChild({ env: { UV_THREADPOOL_SIZE: String(size), LOG_LEVEL: 'info', SLUICE_SHED_EVENT_LOOP_DELAY_MS: '0' } });
+    const srv = await startChild({ env: { ...BENCH_ENV, UV_THREADPOOL_SIZE: String(size), LOG_LEVEL: 'info', SLUICE_SHED_EVENT_LOOP_DELAY_MS: '0' } });
     const rss = rssSampler(srv.proc.pid!);
     // LOG_LEVEL info keeps the per-upload summary line, as in production.
     const m = await uploadRate(srv.url, { size: fileKiB * 1024, concurrency, durationMs: seconds * 1000 });

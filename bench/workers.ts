@@ -4,7 +4,7 @@
 //   npm run bench:workers -- [--workers 2] [--concurrency 32] [--file-kib 4] [--seconds 5] [--runs 3]
 
 import { startChild } from '../test/helpers/child-server.ts';
-import { arg, loadNote, median, uploadRate } from './lib/harness.ts';
+import { arg, BENCH_ENV, loadNote, median, uploadRate } from './lib/harness.ts';
 
 const workers = Number(arg('workers', '2'));
 const concurrency = Number(arg('concurrency', '32'));
@@ -16,7 +16,7 @@ console.log(`bench:workers fs backend, ${concurrency} keep-alive clients uploadi
 const rates = new Map<number, number[]>([[1, []], [workers, []]]);
 for (let r = 0; r < runs; r++) {
   for (const n of [1, workers]) {
-    const srv = await startChild({ args: ['--workers', String(n)], env: { LOG_LEVEL: 'info', SLUICE_SHED_EVENT_LOOP_DELAY_MS: '0' } });
+    const srv = await startChild({ args: ['--workers', String(n)], env: { ...BENCH_ENV, LOG_LEVEL: 'info', SLUICE_SHED_EVENT_LOOP_DELAY_MS: '0' } });
     if (n > 1) await srv.waitForLog(() => srv.logs.filter((l) => l.msg === 'sluice listening').length >= n);
     const m = await uploadRate(srv.url, { size: fileKiB * 1024, concurrency, durationMs: seconds * 1000 });
     rates.get(n)!.push(m.rate);

@@ -8,6 +8,17 @@ import { startMinio, type MinioServer } from '../../scripts/minio.ts';
 
 export const MiB = 1024 * 1024;
 
+/**
+ * The abuse limits (issue 5) are per client IP and per tenant, and every bench
+ * client is one IP and one tenant: lift them, or the benches would measure 429s.
+ */
+export const BENCH_ENV: Record<string, string> = {
+  SLUICE_RATE_LIMIT_PER_IP: '0',
+  SLUICE_RATE_LIMIT_PER_SUBJECT: '0',
+  SLUICE_TENANT_MAX_CONCURRENT_UPLOADS: '0',
+  SLUICE_MAX_CONNECTIONS: '0',
+};
+
 export function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;

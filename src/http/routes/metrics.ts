@@ -1,5 +1,6 @@
 // GET /metrics — Prometheus text exposition (docs/operations.md lists the series).
-// Behind the admin scope: series names and labels describe the deployment.
+// Declares the admin scope, but the auth plugin checks scopes on /v1 routes
+// only, so today it is open like /health: serve it on an internal network.
 
 import type { FastifyInstance } from 'fastify';
 import type { RouteOptions } from './index.ts';
