@@ -23,7 +23,8 @@ function servedRoutes(tree: string): Set<string> {
     stack.push(segment);
     if (!m) continue;
     const full = stack.join('').replace(/:[^/|]+(\|:[^/]+)*/g, '{}');
-    if (HIDDEN.has(full)) continue;
+    // The API: /v1 routes and the probes (the upload page's static files are not API).
+    if (HIDDEN.has(full) || !(full.startsWith('/v1/') || full === '/v1' || full === '/health' || full === '/ready')) continue;
     for (const method of m[2]!.split(', ')) if (method !== 'HEAD') out.add(`${method} ${full}`);
   }
   return out;

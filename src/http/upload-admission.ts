@@ -4,6 +4,7 @@
 // The returned signal aborts the upload when the client goes away or the
 // service is shutting down.
 
+import { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError, type ErrorCode } from '../errors.ts';
 import type { AppDeps } from '../app.ts';
@@ -64,15 +65,16 @@ async function admit(
   // Stop reading the socket while waiting: otherwise Node keeps reading the body into the
   // request's buffer (up to its 64 KiB high-water mark), and 10,000 waiting uploads would
   // cost 10,000 × 64 KiB of memory instead of sitting in kernel buffers.
-  const socket = request.raw.socket;
-  socket.pause();
+  // (Only a real socket: app.inject's stand-in has no reading to stop.)
+  const socket = request.raw.socket instanceof Socket ? request.raw.socket : undefined;
+  socket?.pause();
   try {
     releaseBudget = await deps.budget.reserve(want, { timeoutMs: deps.config.timeouts.uploadQueueMs, signal });
   } catch (err) {
     reply.raw.off('close', onClose);
     throw err;
   } finally {
-    socket.resume();
+    socket?.resume();
   }
   if (/^100-continue$/i.test(String(request.headers.expect ?? ''))) reply.raw.writeContinue();
   return {

@@ -99,3 +99,13 @@ export class InstrumentedStorage implements Storage {
     }
   }
 }
+
+/**
+ * The adapter under any wrappers that expose it as `inner` (this one does):
+ * for code that needs an adapter's own capabilities, such as the S3 client for tus locks.
+ */
+export function baseStorage(s: Storage): Storage {
+  let cur: Storage & { inner?: Storage } = s;
+  while (cur.inner) cur = cur.inner;
+  return cur;
+}
