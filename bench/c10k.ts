@@ -19,6 +19,9 @@ const backend = arg('backend', 's3') as 's3' | 'fs';
 const SIZE = 64 * 1024;
 const CHUNKS = 16;
 const RAMP_MS = 5000;
+/** Why connections ended without an answer, by error code ('closed' when the server just closed). */
+const connErrors = new Map<string, number>();
+
 
 // The client side needs a descriptor per connection: re-run under a raised limit.
 if (!process.env.SLUICE_BENCH_ULIMIT) {
@@ -45,13 +48,19 @@ async function upload(port: number, head: Buffer, startDelay: number): Promise<n
       resolve(status);
     };
     sock.setNoDelay(true);
-    sock.on('error', () => finish(0));
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      connErrors.set(e.code ?? 'error', (connErrors.get(e.code ?? 'error') ?? 0) + 1);
+      finish(0);
+    });
     sock.on('data', (d: Buffer) => {
       raw += d.toString('latin1');
       const m = /^HTTP\/1\.1 (\d{3})/.exec(raw);
       if (m && raw.includes('\r\n\r\n')) finish(Number(m[1]));
     });
-    sock.on('close', () => finish(0));
+    sock.on('close', () => {
+      if (!/^HTTP\/1\.1 \d{3}/.test(raw) && !sock.errored) connErrors.set(i < CHUNKS ? 'closed-mid-body' : 'closed-after-body', (connErrors.get(i < CHUNKS ? 'closed-mid-body' : 'closed-after-body') ?? 0) + 1);
+      finish(0);
+    });
     sock.once('connect', () => {
       sock.write(`PUT /v1/files/c.png HTTP/1.1\r\nHost: x\r\nContent-Length: ${SIZE}\r\nConnection: close\r\n\r\n`);
       const step = SIZE / CHUNKS;
@@ -119,6 +128,7 @@ async function main(): Promise<void> {
     await healthAgent.close();
     const p50 = percentile(health, 50);
     const p99 = percentile(health, 99);
+    if (connErrors.size > 0) console.log(`connection ends without an answer: ${[...connErrors].map(([c, n]) => `${c}=${n}`).join(' ')}`);
     console.log(`statuses: ${[...byStatus].map(([s, n]) => `${s || 'conn-error'}=${n}`).join(' ')}`);
     console.log(`wall ${wall.toFixed(1)} s; server peak RSS ${peak} MiB; /health samples=${health.length} errors=${healthErrors} p50=${p50.toFixed(1)} ms p99=${p99.toFixed(1)} ms max=${Math.max(...health).toFixed(1)} ms`);
     console.log(`after: ${await loadNote()}`);
