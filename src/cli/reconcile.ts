@@ -1,0 +1,81 @@
+// After a run that stopped mid-upload, the journal holds "begin" records with
+// no outcome: the server may have committed those files just before the kill.
+// Before uploading them again, look for them on the server: list the files
+// created since the earliest such begin (ids are UUIDv7, so a cursor built
+// from a timestamp starts the listing there) and match on sanitised name,
+// size and sha256. A match is recorded as done; the rest upload as usual.
+// Cost: one local hash per dangling file (at most the old concurrency) and
+// a listing of the files created since the interrupted run's last uploads.
+
+import path from 'node:path';
+import { sanitizeFileName } from '../core/names.ts';
+import type { ApiClient } from './client.ts';
+import { sha256File } from './local-file.ts';
+import { forEachBounded } from './pool.ts';
+import type { FileRecord, Journal } from './state.ts';
+import type { LocalFile } from './walk.ts';
+
+/** Allowance for clock skew between this machine and the server. */
+const CLOCK_SKEW_MS = 5 * 60_000;
+const PAGE = 1000;
+
+interface Listed {
+  id: string;
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+/** Returns how many interrupted uploads turned out to be committed. */
+export async function reconcile(client: ApiClient, journal: Journal, files: readonly LocalFile[], signal: AbortSignal): Promise<number> {
+  const byPath = new Map(files.map((f) => [f.abs, f]));
+  // Only files still as they were when their upload began can match what the server holds.
+  const dangling: { rec: FileRecord; file: LocalFile; sha256?: string }[] = [];
+  for (const rec of journal.pending(client.server)) {
+    const file = byPath.get(rec.path);
+    if (file && file.size === rec.size && file.mtimeMs === rec.mtimeMs && rec.at) dangling.push({ rec, file });
+  }
+  if (dangling.length === 0) return 0;
+
+  await forEachBounded(dangling, 4, async (d) => {
+    d.sha256 = (await sha256File(d.file.abs, signal, d.file.size)).sha256;
+  }, signal);
+
+  const since = Math.min(...dangling.map((d) => Date.parse(d.rec.at!))) - CLOCK_SKEW_MS;
+  const wanted = new Map<string, typeof dangling>();
+  for (const d of dangling) {
+    const k = matchKey(sanitizeFileName(path.basename(d.file.abs)), d.file.size, d.sha256!);
+    wanted.set(k, [...(wanted.get(k) ?? []), d]);
+  }
+
+  let found = 0;
+  let cursor: string | undefined = uuidV7Floor(since);
+  while (cursor !== undefined && wanted.size > 0) {
+    const page: { files: Listed[]; nextCursor?: string } = await client.json({
+      method: 'GET',
+      path: `/v1/files?limit=${PAGE}&cursor=${cursor}`,
+      signal,
+    });
+    for (const f of page.files) {
+      const k = matchKey(f.name, f.size, f.sha256);
+      const waiting = wanted.get(k);
+      const d = waiting?.shift();
+      if (!d) continue;
+      if (waiting!.length === 0) wanted.delete(k);
+      await journal.done({ ...d.rec, sha256: f.sha256, id: f.id });
+      found++;
+    }
+    cursor = page.nextCursor;
+  }
+  return found;
+}
+
+function matchKey(name: string, size: number, sha256: string): string {
+  return `${name}\n${size}\n${sha256}`;
+}
+
+/** The smallest UUIDv7 of a millisecond: every id created at or after `ms` sorts after it. */
+export function uuidV7Floor(ms: number): string {
+  const t = Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0');
+  return `${t.slice(0, 8)}-${t.slice(8, 12)}-7000-8000-000000000000`;
+}
