@@ -57,6 +57,8 @@ export class ApiClient {
   readonly server: string;
   readonly #pool: Pool;
   readonly #auth: Record<string, string>;
+  /** Server clock minus ours, from the last response's Date header (±1 s); undefined until one arrived. */
+  clockOffsetMs: number | undefined;
 
   constructor(opts: ClientOptions) {
     const url = new URL(opts.server);
@@ -76,13 +78,16 @@ export class ApiClient {
     signal?: AbortSignal | undefined;
   }): Promise<Dispatcher.ResponseData> {
     try {
-      return await this.#pool.request({
+      const res = await this.#pool.request({
         method: opts.method,
         path: opts.path,
         headers: { ...opts.headers, ...this.#auth },
         body: opts.body ?? null,
         signal: opts.signal ?? null,
       });
+      const date = Date.parse(String(res.headers.date ?? ''));
+      if (Number.isFinite(date)) this.clockOffsetMs = date - Date.now();
+      return res;
     } catch (err) {
       throw netError(err, opts.signal);
     }

@@ -10,7 +10,7 @@
 
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { sanitizeFileName } from '../core/names.ts';
@@ -45,6 +45,7 @@ export async function runDownload(cmd: DownloadCommand, io: Io): Promise<number>
   const client = new ApiClient({ server: cmd.server, token: cmd.token, connections: cmd.concurrency });
   const ids = [...new Set(cmd.ids)];
   try {
+    await mkdir(cmd.output, { recursive: true });
     // Sizes are not known before each manifest is read; the bar counts files until then.
     progress.plan(ids.length, 0);
     await forEachBounded(

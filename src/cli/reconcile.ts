@@ -49,25 +49,49 @@ export async function reconcile(client: ApiClient, journal: Journal, files: read
   }
 
   let found = 0;
-  let cursor: string | undefined = uuidV7Floor(since);
-  while (cursor !== undefined && wanted.size > 0) {
-    const page: { files: Listed[]; nextCursor?: string } = await client.json({
-      method: 'GET',
-      path: `/v1/files?limit=${PAGE}&cursor=${cursor}`,
-      signal,
-    });
-    for (const f of page.files) {
-      const k = matchKey(f.name, f.size, f.sha256);
-      const waiting = wanted.get(k);
-      const d = waiting?.shift();
-      if (!d) continue;
-      if (waiting!.length === 0) wanted.delete(k);
-      await journal.done({ ...d.rec, sha256: f.sha256, id: f.id });
-      found++;
-    }
+  await listSince(client, since, signal, async (f) => {
+    const k = matchKey(f.name, f.size, f.sha256);
+    const waiting = wanted.get(k);
+    const d = waiting?.shift();
+    if (!d) return wanted.size > 0;
+    if (waiting!.length === 0) wanted.delete(k);
+    await journal.done({ ...d.rec, sha256: f.sha256, id: f.id });
+    found++;
+    return wanted.size > 0;
+  });
+  return found;
+}
+
+/**
+ * The id of a file matching name, size and sha256 created since `sinceMs`
+ * (our clock; widened by the known or assumed server clock skew), if any.
+ * Used when a connection broke after the whole body was sent: the server may
+ * have committed it, and retrying blindly would store it twice.
+ */
+export async function findCommitted(
+  client: ApiClient,
+  want: { name: string; size: number; sha256: string },
+  sinceMs: number,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  const since = client.clockOffsetMs === undefined ? sinceMs - CLOCK_SKEW_MS : sinceMs + client.clockOffsetMs - 2000;
+  const k = matchKey(sanitizeFileName(want.name), want.size, want.sha256);
+  let id: string | undefined;
+  await listSince(client, since, signal, async (f) => {
+    if (matchKey(f.name, f.size, f.sha256) === k) id = f.id;
+    return id === undefined;
+  });
+  return id;
+}
+
+/** Pages through files created since `sinceMs` (server clock), oldest first, while `visit` returns true. */
+async function listSince(client: ApiClient, sinceMs: number, signal: AbortSignal, visit: (f: Listed) => Promise<boolean>): Promise<void> {
+  let cursor: string | undefined = uuidV7Floor(sinceMs);
+  while (cursor !== undefined) {
+    const page: { files: Listed[]; nextCursor?: string } = await client.json({ method: 'GET', path: `/v1/files?limit=${PAGE}&cursor=${cursor}`, signal });
+    for (const f of page.files) if (!(await visit(f))) return;
     cursor = page.nextCursor;
   }
-  return found;
 }
 
 function matchKey(name: string, size: number, sha256: string): string {

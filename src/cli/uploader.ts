@@ -18,6 +18,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type ApiClient, CliError, errorFrom, netError, withRetries, type RetryPolicy } from './client.ts';
 import { declaredType, fileBody, sha256File } from './local-file.ts';
+import { findCommitted } from './reconcile.ts';
 import type { Journal } from './state.ts';
 import type { LocalFile } from './walk.ts';
 
@@ -123,6 +124,7 @@ async function attempt(ctx: UploadContext, file: LocalFile): Promise<{ id: strin
   }
   if (sha256) headers['content-digest'] = `sha-256=:${Buffer.from(sha256, 'hex').toString('base64')}:`;
 
+  const attemptStarted = Date.now();
   const query = opts.process ? `?process=${encodeURIComponent(opts.process)}` : '';
   let stored: ServerFile;
   try {
@@ -144,7 +146,20 @@ async function attempt(ctx: UploadContext, file: LocalFile): Promise<{ id: strin
       ctx.onBytes(-sent);
     }
     if ((err as { code?: string } | null)?.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') throw fileChanged(true);
-    throw err;
+    // Connection lost with the whole body sent (a whole-read body may have been): the server may
+    // have committed it. Look before retrying, or the retry stores the file twice.
+    const e = netError(err, signal);
+    const wholeBodySent = Buffer.isBuffer(body) || sent === file.size;
+    if (e instanceof CliError && e.code === 'NETWORK_ERROR' && wholeBodySent) {
+      const known = sha256 ?? samePassHash!.copy().digest('hex');
+      const id = await findCommitted(ctx.client, { name, size: file.size, sha256: known }, attemptStarted, signal).catch(() => undefined);
+      if (id !== undefined) {
+        if (Buffer.isBuffer(body)) ctx.onBytes(body.byteLength);
+        else ctx.onBytes(sent);
+        return { id, sha256: known };
+      }
+    }
+    throw e;
   }
   if (Buffer.isBuffer(body)) ctx.onBytes(body.byteLength);
 

@@ -8,14 +8,15 @@
 //   walking are skipped unless followSymlinks is set; then directories are
 //   entered once each (by device and inode), so cycles end.
 // - include/exclude: a pattern without "/" matches the file's base name, one
-//   with "/" matches the path relative to the argument's directory (glob
-//   syntax of path.matchesGlob). A file must match some include (when any is
-//   given) and no exclude.
+//   with "/" matches the path relative to the argument's directory (picomatch
+//   glob syntax; `*` and `**` match dot-files too, since a walk includes
+//   them). A file must match some include (when any is given) and no exclude.
 // - Sockets, FIFOs and devices are skipped.
 
 import { glob, lstat, readdir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
+import picomatch from 'picomatch';
 import { forEachBounded } from './pool.ts';
 
 export interface LocalFile {
@@ -59,8 +60,10 @@ export async function walk(args: readonly string[], opts: WalkOptions): Promise<
   const seenFiles = new Set<string>();
   const seenDirs = new Set<string>();
 
+  const include = compile(opts.include);
+  const exclude = compile(opts.exclude);
   const addFile = (abs: string, display: string, rel: string, st: Stats) => {
-    if (!matches(rel, opts)) {
+    if (!matches(rel, include, exclude)) {
       out.skipped.push({ display, reason: 'excluded' });
       return;
     }
@@ -133,11 +136,19 @@ export async function walk(args: readonly string[], opts: WalkOptions): Promise<
   return out;
 }
 
-function matches(rel: string, opts: WalkOptions): boolean {
+type Matcher = (rel: string, base: string) => boolean;
+
+function compile(patterns: readonly string[]): Matcher[] {
+  return patterns.map((p) => {
+    const m = picomatch(p, { dot: true });
+    return p.includes('/') ? (rel) => m(rel) : (_rel, base) => m(base);
+  });
+}
+
+function matches(rel: string, include: Matcher[], exclude: Matcher[]): boolean {
   const base = rel.slice(rel.lastIndexOf('/') + 1);
-  const hit = (p: string) => path.matchesGlob(p.includes('/') ? rel : base, p);
-  if (opts.include.length > 0 && !opts.include.some(hit)) return false;
-  return !opts.exclude.some(hit);
+  if (include.length > 0 && !include.some((m) => m(rel, base))) return false;
+  return !exclude.some((m) => m(rel, base));
 }
 
 async function exists(p: string): Promise<boolean> {
