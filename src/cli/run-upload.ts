@@ -2,6 +2,7 @@
 // concurrency, report. Resolves to the process exit code.
 
 import { ApiClient, type RetryPolicy } from './client.ts';
+import { BufferPool } from './local-file.ts';
 import { forEachBounded } from './pool.ts';
 import { Progress } from './progress.ts';
 import { reconcile } from './reconcile.ts';
@@ -27,6 +28,7 @@ export async function runUpload(cmd: UploadCommand, io: Io): Promise<number> {
   const progress = new Progress({ command: 'upload', json: cmd.json, quiet: cmd.quiet, intervalMs: cmd.progressIntervalMs, stdout: io.stdout, stderr: io.stderr });
   const client = new ApiClient({ server: cmd.server, token: cmd.token, connections: cmd.concurrency });
   const journal = cmd.state ? await Journal.open(cmd.state) : undefined;
+  const pool = new BufferPool(cmd.bufferMax, cmd.concurrency);
   try {
     const tree = await walk(cmd.paths, cmd);
     const total = tree.files.reduce((n, f) => n + f.size, 0);
@@ -49,6 +51,7 @@ export async function runUpload(cmd: UploadCommand, io: Io): Promise<number> {
             client,
             journal,
             opts: cmd,
+            pool,
             signal: io.signal,
             onBytes: (n) => progress.bytes(n),
             onRetry: (f, err, n, waitMs) => progress.note(`sluice: ${f.display}: ${err.code} (${err.message}); retry ${n} in ${Math.round(waitMs)} ms`),

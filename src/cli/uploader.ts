@@ -10,14 +10,14 @@
 // After a 201 the file is stat'ed again: if it changed while being read, the
 // stored copy may be torn, so it is deleted and the file reported as failed.
 //
-// Memory bound: concurrency × bufferMax for whole-read files plus a few
-// READ_CHUNK buffers per streamed upload.
+// Memory bound: concurrency × bufferMax for whole-read files plus
+// 3 × READ_CHUNK per streamed upload (see local-file.ts).
 
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type ApiClient, CliError, errorFrom, netError, withRetries, type RetryPolicy } from './client.ts';
-import { declaredType, fileBody, sha256File } from './local-file.ts';
+import { type BufferPool, declaredType, fileChunks, FileShrank, readWhole, sha256File } from './local-file.ts';
 import { findCommitted } from './reconcile.ts';
 import type { Journal } from './state.ts';
 import type { LocalFile } from './walk.ts';
@@ -35,6 +35,8 @@ export interface UploadContext {
   client: ApiClient;
   journal: Journal | undefined;
   opts: UploadOptions;
+  /** Buffers of bufferMax bytes for whole-read files, one per worker. */
+  pool: BufferPool;
   signal: AbortSignal;
   /** Bytes read and sent (negative when an attempt is rolled back for a retry). */
   onBytes(n: number): void;
@@ -107,20 +109,27 @@ async function attempt(ctx: UploadContext, file: LocalFile): Promise<{ id: strin
     sent += n;
     ctx.onBytes(n);
   };
-  let body: Buffer | ReturnType<typeof fileBody>;
+  // Whole-read files: the buffer goes back to the pool only once the server has read all of it (a 201).
+  let whole: { buf: Buffer; data: Buffer } | undefined;
+  let body: Buffer | AsyncIterable<Buffer>;
   let sha256: string | undefined;
   const samePassHash = file.size > opts.hashFirstMax ? createHash('sha256') : undefined;
-  if (file.size <= opts.bufferMax) {
-    body = await readFile(file.abs, { signal });
-    if (body.byteLength !== file.size) throw fileChanged(true);
-    sha256 = createHash('sha256').update(body).digest('hex');
-  } else if (!samePassHash) {
-    const h = await sha256File(file.abs, signal, file.size);
-    if (h.size !== file.size) throw fileChanged(true);
-    sha256 = h.sha256;
-    body = fileBody(file.abs, file.size, { onBytes, signal });
-  } else {
-    body = fileBody(file.abs, file.size, { hash: samePassHash, onBytes, signal });
+  try {
+    if (file.size <= opts.bufferMax) {
+      whole = await readWhole(file.abs, file.size, ctx.pool);
+      body = whole.data;
+      sha256 = createHash('sha256').update(whole.data).digest('hex');
+    } else if (!samePassHash) {
+      const h = await sha256File(file.abs, signal, file.size);
+      if (h.size !== file.size) throw new FileShrank();
+      sha256 = h.sha256;
+      body = fileChunks(file.abs, file.size, { onBytes, signal });
+    } else {
+      body = fileChunks(file.abs, file.size, { hash: samePassHash, onBytes, signal });
+    }
+  } catch (err) {
+    if (err instanceof FileShrank) throw fileChanged(true);
+    throw err;
   }
   if (sha256) headers['content-digest'] = `sha-256=:${Buffer.from(sha256, 'hex').toString('base64')}:`;
 
@@ -128,7 +137,14 @@ async function attempt(ctx: UploadContext, file: LocalFile): Promise<{ id: strin
   const query = opts.process ? `?process=${encodeURIComponent(opts.process)}` : '';
   let stored: ServerFile;
   try {
-    const res = await ctx.client.request({ method: 'PUT', path: `/v1/files/${encodeURIComponent(name)}${query}`, headers, body, signal });
+    const res = await ctx.client.request({
+      method: 'PUT',
+      path: `/v1/files/${encodeURIComponent(name)}${query}`,
+      headers,
+      // undici sends async iterables chunk by chunk (its types list only streams).
+      body: body as Buffer,
+      signal,
+    });
     if (res.statusCode !== 201) {
       const err = await errorFrom(res);
       // A digest mismatch is a transfer fault (or a file edited between passes): worth another go.
@@ -139,40 +155,36 @@ async function attempt(ctx: UploadContext, file: LocalFile): Promise<{ id: strin
     if (!f || typeof f.id !== 'string') throw new CliError('BAD_RESPONSE', 'the server answered 201 without a file');
     stored = f;
   } catch (err) {
-    if (Buffer.isBuffer(body)) {
-      // whole-read bodies report progress only once sent
-    } else {
-      body.destroy();
-      ctx.onBytes(-sent);
-    }
-    if ((err as { code?: string } | null)?.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') throw fileChanged(true);
+    if (!whole) ctx.onBytes(-sent);
+    if (err instanceof FileShrank || (err as { code?: string } | null)?.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') throw fileChanged(true);
     // Connection lost with the whole body sent (a whole-read body may have been): the server may
     // have committed it. Look before retrying, or the retry stores the file twice.
     const e = netError(err, signal);
-    const wholeBodySent = Buffer.isBuffer(body) || sent === file.size;
-    if (e instanceof CliError && e.code === 'NETWORK_ERROR' && wholeBodySent) {
+    if (e instanceof CliError && e.code === 'NETWORK_ERROR' && (whole !== undefined || sent === file.size)) {
       const known = sha256 ?? samePassHash!.copy().digest('hex');
       const id = await findCommitted(ctx.client, { name, size: file.size, sha256: known }, attemptStarted, signal).catch(() => undefined);
       if (id !== undefined) {
-        if (Buffer.isBuffer(body)) ctx.onBytes(body.byteLength);
-        else ctx.onBytes(sent);
+        ctx.onBytes(file.size);
         return { id, sha256: known };
       }
     }
     throw e;
   }
-  if (Buffer.isBuffer(body)) ctx.onBytes(body.byteLength);
+  if (whole) {
+    ctx.pool.give(whole.buf);
+    ctx.onBytes(file.size);
+  }
 
   const local = sha256 ?? samePassHash!.digest('hex');
   if (stored.sha256 !== local || stored.size !== file.size) {
     const deleted = await deleteQuietly(ctx, stored.id);
-    if (!Buffer.isBuffer(body)) ctx.onBytes(-sent);
-    else ctx.onBytes(-body.byteLength);
+    ctx.onBytes(-file.size);
     throw new CliError('CHECKSUM_MISMATCH', `the server stored sha256 ${stored.sha256}, the file has ${local}`, { retryable: deleted, settled: deleted });
   }
   const after = await stat(file.abs);
   if (after.size !== file.size || Math.trunc(after.mtimeMs) !== file.mtimeMs) {
     const deleted = await deleteQuietly(ctx, stored.id);
+    ctx.onBytes(-file.size);
     throw fileChanged(deleted);
   }
   return { id: stored.id, sha256: local };
