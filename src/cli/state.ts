@@ -11,8 +11,9 @@
 // may not have committed it, so the next run asks the server (see
 // reconcile.ts) before uploading again.
 //
-// Each record is one write(2) to a file opened O_APPEND, so a kill leaves at
-// worst a torn last line, which load() ignores. Records reach the kernel at
+// Records are appended with write(2) to a file opened O_APPEND (lines queued
+// during a write go out together in the next), so a kill leaves at worst a
+// torn last line, which load() ignores. Records reach the kernel at
 // once; only an OS crash can lose the tail (then a file may be uploaded twice).
 
 import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
@@ -44,6 +45,7 @@ export class Journal {
   #entries = new Map<string, Entry>();
   #fh: FileHandle | undefined;
   #queue: Promise<void> = Promise.resolve();
+  #pending: string[] = [];
   #lines = 0;
   /** Unparsable lines met on load (a torn last line after a kill). */
   torn = 0;
@@ -86,7 +88,7 @@ export class Journal {
   }
 
   async close(): Promise<void> {
-    await this.#queue;
+    await this.#queue.catch(() => {});
     const fh = this.#fh;
     this.#fh = undefined;
     if (fh) {
@@ -108,15 +110,20 @@ export class Journal {
 
   #append(op: Op, rec: FileRecord): Promise<void> {
     this.#apply(op, rec);
-    const line = JSON.stringify({ op, ...rec }) + '\n';
-    // Serialised: one write at a time, in order.
-    const p = this.#queue.then(async () => {
-      if (!this.#fh) throw new Error('state file is closed');
-      await this.#fh.write(line);
-      this.#lines++;
-    });
-    this.#queue = p.catch(() => {});
-    return p;
+    this.#pending.push(JSON.stringify({ op, ...rec }) + '\n');
+    // Lines queued while a write is in flight go out together in the next one:
+    // one write(2) per batch, in order; each caller resolves once its line is written.
+    this.#queue = this.#queue.then(() => this.#flush());
+    return this.#queue;
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#pending.length === 0) return;
+    if (!this.#fh) throw new Error('state file is closed');
+    const lines = this.#pending;
+    this.#pending = [];
+    await this.#fh.write(lines.join(''));
+    this.#lines += lines.length;
   }
 
   async #load(): Promise<void> {
