@@ -176,6 +176,8 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
     const e = err as { code?: string; exitCode?: number; message?: string };
     if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
       code = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? EXIT.OK : EXIT.USAGE;
+    } else if (stop.signal.aborted) {
+      code = EXIT.INTERRUPTED;
     } else {
       process.stderr.write(`sluice: ${e.message ?? String(err)}\n`);
       code = EXIT.FAILED;
