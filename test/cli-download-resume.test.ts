@@ -62,6 +62,26 @@ describe(`sluice download with resume (${backend})`, () => {
     assert.equal(contentRequests().length, seenBefore + 1);
   });
 
+  it('a connection cut mid-download is resumed from where it stopped', async () => {
+    const out = path.join(dir, 'cut');
+    const cut = 1_234_567;
+    const cutting = await startFaultProxy(srv.url, (r) => (r.url.endsWith('/content') && !r.headers.range ? { kind: 'truncate', bytes: cut } : { kind: 'forward' }));
+    try {
+      const run = await runCli(['download', id, '-o', out, '--server', cutting.url, '--json', '--retry-base-ms', '1'], { cwd: dir });
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stderr, /NETWORK_ERROR|retry 1/);
+      const ranges = cutting.seen.filter((s) => s.url.endsWith('/content')).map((s) => s.headers.range ?? 'none');
+      assert.equal(ranges[0], 'none');
+      // The retry asks for the rest only: from whatever reached the disk before the cut.
+      assert.match(ranges[1] ?? '', /^bytes=\d+-$/);
+      assert.ok(Number(/=(\d+)-/.exec(ranges[1]!)![1]) > 0 && Number(/=(\d+)-/.exec(ranges[1]!)![1]) <= cut);
+      assert.equal(sha256(await readFile(path.join(out, 'report 2024 ü.txt'))), sha256(data));
+      assert.deepEqual(await readdir(out), ['report 2024 ü.txt']);
+    } finally {
+      await cutting.close();
+    }
+  });
+
   it('a corrupt partial file fails verification and is downloaded again from the start', async () => {
     const out = path.join(dir, 'corrupt');
     await mkdir(out, { recursive: true });

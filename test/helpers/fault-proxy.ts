@@ -19,6 +19,8 @@ export type Verdict =
   | { kind: 'forward' }
   /** Flip one byte of the request body on its way to the server. */
   | { kind: 'corrupt' }
+  /** Forward, but cut the connection after `bytes` bytes of the response body. */
+  | { kind: 'truncate'; bytes: number }
   | { kind: 'answer'; status: number; headers?: Record<string, string>; body?: string };
 
 export interface FaultProxy {
@@ -63,6 +65,18 @@ export async function startFaultProxy(upstream: string, decide: (req: SeenReques
             : req;
       const up = await request(upstream + r.url, { method: r.method as 'PUT', headers, body });
       res.writeHead(up.statusCode, up.headers as Record<string, string>);
+      if (verdict.kind === 'truncate') {
+        let left = verdict.bytes;
+        for await (const chunk of up.body as AsyncIterable<Buffer>) {
+          const part = chunk.subarray(0, left);
+          left -= part.length;
+          if (part.length > 0) await new Promise<void>((resolve) => res.write(part, () => resolve()));
+          if (left <= 0) break;
+        }
+        up.body.destroy();
+        res.socket?.destroy();
+        return;
+      }
       await pipeline(up.body, res);
     })().catch(() => res.destroy());
   });
