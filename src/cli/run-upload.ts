@@ -1,6 +1,7 @@
 // `sluice upload`: walk, reconcile an interrupted run, upload with bounded
 // concurrency, report. Resolves to the process exit code.
 
+import path from 'node:path';
 import { ApiClient, type RetryPolicy } from './client.ts';
 import { BufferPool } from './local-file.ts';
 import { forEachBounded } from './pool.ts';
@@ -31,6 +32,11 @@ export async function runUpload(cmd: UploadCommand, io: Io): Promise<number> {
   const pool = new BufferPool(cmd.bufferMax, cmd.concurrency);
   try {
     const tree = await walk(cmd.paths, cmd);
+    // Never upload the journal itself (it changes while we run), e.g. for `sluice upload .`.
+    if (cmd.state) {
+      const own = path.resolve(cmd.state);
+      tree.files = tree.files.filter((f) => f.abs !== own && !f.abs.startsWith(`${own}.tmp-`));
+    }
     const total = tree.files.reduce((n, f) => n + f.size, 0);
     progress.plan(tree.files.length + tree.problems.length, total);
     for (const p of tree.problems) progress.finish({ type: 'file', path: p.display, status: 'failed', size: 0, error: { code: p.code, message: p.message } });
