@@ -1,8 +1,11 @@
 // A service that answers 503 (with Retry-After) and then recovers: the CLI
 // waits, retries and completes every file, exit code 0, nothing duplicated.
+// A service that stays unreachable fails the run once, up front.
 
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { fileLines, listAll, runCli, tempDir, writeTree } from './helpers/cli.ts';
@@ -59,5 +62,17 @@ describe(`sluice upload through a service that is briefly unavailable (${backend
     const listed = await listAll(srv.url);
     assert.equal(listed.length, FILES, 'each file stored once');
     assert.equal(new Set(listed.map((f) => f.name)).size, FILES);
+  });
+
+  it('a service that stays down fails fast with SERVER_UNREACHABLE', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const started = Date.now();
+    const run = await runCli(['upload', 'in', '--server', `http://127.0.0.1:${port}`, '--retries', '2', '--retry-base-ms', '50'], { cwd: dir });
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /SERVER_UNREACHABLE: cannot reach/);
+    assert.ok(Date.now() - started < 10_000, 'one round of retries, not one per file');
   });
 });

@@ -106,6 +106,25 @@ export class ApiClient {
     throw await errorFrom(res);
   }
 
+  /**
+   * Fails fast, before any work, when the service cannot be reached (after
+   * the usual retries): otherwise every file of a batch would spend its own
+   * retries on a server that is down.
+   */
+  async preflight(policy: RetryPolicy, signal: AbortSignal): Promise<void> {
+    try {
+      await withRetries(policy, signal, async () => {
+        const res = await this.request({ method: 'GET', path: '/health', signal });
+        await res.body.dump();
+        if (res.statusCode >= 500) throw new CliError(`HTTP_${res.statusCode}`, `GET /health answered ${res.statusCode}`, { retryable: true });
+      });
+    } catch (err) {
+      const e = netError(err, signal);
+      if (e instanceof CliError && e.code === 'INTERRUPTED') throw e;
+      throw new CliError('SERVER_UNREACHABLE', `cannot reach ${this.server}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+
   async close(): Promise<void> {
     await this.#pool.close();
   }

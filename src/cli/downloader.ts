@@ -16,6 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { sanitizeFileName } from '../core/names.ts';
 import { ApiClient, CliError, errorFrom, netError, withRetries, type RetryPolicy } from './client.ts';
 import { EXIT, type Io } from './io.ts';
+import { unreachable } from './preflight.ts';
 import { sha256File } from './local-file.ts';
 import { forEachBounded } from './pool.ts';
 import { Progress } from './progress.ts';
@@ -43,6 +44,8 @@ interface Manifest {
 export async function runDownload(cmd: DownloadCommand, io: Io): Promise<number> {
   const progress = new Progress({ command: 'download', json: cmd.json, quiet: cmd.quiet, intervalMs: cmd.progressIntervalMs, stdout: io.stdout, stderr: io.stderr });
   const client = new ApiClient({ server: cmd.server, token: cmd.token, connections: cmd.concurrency });
+  const down = await unreachable(client, cmd.retry, io, 'download');
+  if (down !== undefined) return down;
   const ids = [...new Set(cmd.ids)];
   try {
     await mkdir(cmd.output, { recursive: true });

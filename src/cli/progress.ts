@@ -70,7 +70,7 @@ export class Progress {
     if (this.#o.stderr.isTTY) {
       this.#bar = new SingleBar({
         stream: this.#o.stderr,
-        format: ' {bar} {percentage}% | {files} files | {amount} | {rate} | ETA {eta} | {current}',
+        format: ' {bar} {percentage}% | {files} files | {amount} | {rate} | ETA {etaText} | {current}',
         barsize: 24,
         fps: 5,
         hideCursor: true,
@@ -161,14 +161,14 @@ export class Progress {
       files: `${this.#doneFiles}/${this.#totalFiles}`,
       amount: `${fmtBytes(this.#bytes)}/${fmtBytes(this.#totalBytes)}`,
       rate: `${fmtBytes(rate)}/s ${round(elapsed > 0 ? this.#doneFiles / elapsed : 0)} files/s`,
-      eta: Number.isFinite(eta) ? fmtDuration(eta * 1000) : '?',
+      etaText: Number.isFinite(eta) ? fmtDuration(eta * 1000) : '?',
       current,
     };
   }
 
   #line(): string {
     const p = this.#payload();
-    return `sluice ${this.#o.command}: ${p.files} files, ${p.amount}, ${p.rate}, ETA ${p.eta}`;
+    return `sluice ${this.#o.command}: ${p.files} files, ${p.amount}, ${p.rate}, ETA ${p.etaText}`;
   }
 }
 

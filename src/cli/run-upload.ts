@@ -11,6 +11,7 @@ import { Journal } from './state.ts';
 import { uploadFile, type UploadOptions } from './uploader.ts';
 import { walk, type WalkOptions } from './walk.ts';
 import { EXIT, type Io } from './io.ts';
+import { unreachable } from './preflight.ts';
 
 export interface UploadCommand extends WalkOptions, Omit<UploadOptions, 'retry'> {
   paths: string[];
@@ -28,6 +29,8 @@ export interface UploadCommand extends WalkOptions, Omit<UploadOptions, 'retry'>
 export async function runUpload(cmd: UploadCommand, io: Io): Promise<number> {
   const progress = new Progress({ command: 'upload', json: cmd.json, quiet: cmd.quiet, intervalMs: cmd.progressIntervalMs, stdout: io.stdout, stderr: io.stderr });
   const client = new ApiClient({ server: cmd.server, token: cmd.token, connections: cmd.concurrency });
+  const down = await unreachable(client, cmd.retry, io, 'upload');
+  if (down !== undefined) return down;
   const journal = cmd.state ? await Journal.open(cmd.state) : undefined;
   const pool = new BufferPool(cmd.bufferMax, cmd.concurrency);
   try {
