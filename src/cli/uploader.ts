@@ -73,7 +73,8 @@ export async function uploadFile(ctx: UploadContext, file: LocalFile): Promise<F
   const rec = { server, path: file.abs, size: file.size, mtimeMs: file.mtimeMs };
   const prior = ctx.journal?.lookup(server, file.abs)?.done;
   if (!ctx.opts.force && prior && prior.size === file.size && prior.mtimeMs === file.mtimeMs) {
-    const same = !ctx.opts.checksum || (await sha256File(file.abs, ctx.signal)).sha256 === prior.sha256;
+    // An unreadable file is not "the same": it goes on to the upload, which reports why.
+    const same = !ctx.opts.checksum || (await sha256File(file.abs, ctx.signal).then((h) => h.sha256, () => undefined)) === prior.sha256;
     if (same) return { ...base, status: 'skipped', reason: 'state', ...(prior.id ? { id: prior.id } : {}), ...(prior.sha256 ? { sha256: prior.sha256 } : {}) };
   }
 
@@ -93,7 +94,7 @@ export async function uploadFile(ctx: UploadContext, file: LocalFile): Promise<F
     return { ...base, status: 'ok', id: stored.id, sha256: stored.sha256, attempts, durationMs: Math.round(performance.now() - started) };
   } catch (err) {
     const e = netError(err, ctx.signal);
-    const ce = e instanceof CliError ? e : new CliError('CLIENT_ERROR', e instanceof Error ? e.message : String(e), { cause: e });
+    const ce = e instanceof CliError ? e : localError(e);
     // The server refused (or we deleted what it stored): nothing committed, so no reconcile is needed next run.
     if (ce.settled) await ctx.journal?.clear(rec);
     return { ...base, status: 'failed', attempts, durationMs: Math.round(performance.now() - started), error: { code: ce.code, message: ce.message } };
@@ -188,6 +189,13 @@ async function attempt(ctx: UploadContext, file: LocalFile): Promise<{ id: strin
     throw fileChanged(deleted);
   }
   return { id: stored.id, sha256: local };
+}
+
+/** A local failure (the file vanished, EACCES, ...): the request body never completed, so nothing was committed. */
+function localError(e: unknown): CliError {
+  const errno = e as NodeJS.ErrnoException;
+  const code = typeof errno?.code === 'string' && typeof errno.syscall === 'string' ? errno.code : 'CLIENT_ERROR';
+  return new CliError(code, e instanceof Error ? e.message : String(e), { settled: code !== 'CLIENT_ERROR', cause: e });
 }
 
 function fileChanged(settled: boolean): CliError {
