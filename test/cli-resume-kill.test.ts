@@ -1,6 +1,7 @@
 // A CLI killed midway (SIGKILL) and re-run completes with nothing stored
-// twice; an upload the server committed just before the kill is found on the
-// server instead of being sent again.
+// twice (the dead run's journal lock is taken over); an upload the server
+// committed just before the kill is found on the server instead of being sent
+// again; a run overlapping a live one refuses to start.
 
 import assert from 'node:assert/strict';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -71,5 +72,16 @@ describe(`sluice upload, interrupted and resumed (${backend})`, () => {
     assert.equal(byName.get('other.txt')?.status, 'ok');
     assertEachOnce(await listAll(srv.url), ['committed.txt', 'other.txt']);
     for (const f of await listAll(srv.url)) await call(`${srv.url}/v1/files/${f.id}`, { method: 'DELETE' });
+  });
+
+  it('a second run while the first still holds the journal refuses to start', async () => {
+    const cwd = path.join(dir, 'overlap');
+    await writeTree(cwd, { 'in/a.txt': 'a\n' });
+    // A live process owns the lock: this test process.
+    await writeFile(path.join(cwd, '.sluice-state.ndjson.lock'), `${process.pid}\n`);
+    const run = await runCli(['upload', 'in', '--server', srv.url], { cwd });
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /JOURNAL_LOCKED: .*in use by another sluice run \(pid \d+\)/);
+    assert.deepEqual(await listAll(srv.url), []);
   });
 });

@@ -31,7 +31,15 @@ export async function runUpload(cmd: UploadCommand, io: Io): Promise<number> {
   const client = new ApiClient({ server: cmd.server, token: cmd.token, connections: cmd.concurrency });
   const down = await unreachable(client, cmd.retry, io, 'upload');
   if (down !== undefined) return down;
-  const journal = cmd.state ? await Journal.open(cmd.state) : undefined;
+  let journal: Journal | undefined;
+  try {
+    journal = cmd.state ? await Journal.open(cmd.state) : undefined;
+  } catch (err) {
+    await client.close();
+    const e = err as { code?: string; message?: string };
+    io.stderr.write(`sluice upload: ${e.code ?? 'STATE_ERROR'}: ${e.message ?? String(err)}\n`);
+    return EXIT.FAILED;
+  }
   const pool = new BufferPool(cmd.bufferMax, cmd.concurrency);
   try {
     const tree = await walk(cmd.paths, cmd);

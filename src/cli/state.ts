@@ -16,7 +16,8 @@
 // torn last line, which load() ignores. Records reach the kernel at
 // once; only an OS crash can lose the tail (then a file may be uploaded twice).
 
-import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { CliError } from './client.ts';
 
 export interface FileRecord {
   server: string;
@@ -56,7 +57,13 @@ export class Journal {
 
   static async open(file: string): Promise<Journal> {
     const j = new Journal(file);
-    await j.#load();
+    await lock(file);
+    try {
+      await j.#load();
+    } catch (err) {
+      await unlock(file);
+      throw err;
+    }
     // Rewrite when superseded records dominate, so the file tracks the tree, not the history.
     if (j.#lines > 2 * j.#entries.size + 1000 || j.torn > 0) await j.#compact();
     j.#fh = await open(file, 'a');
@@ -94,6 +101,7 @@ export class Journal {
     if (fh) {
       await fh.sync();
       await fh.close();
+      await unlock(this.file);
     }
   }
 
@@ -177,6 +185,42 @@ export class Journal {
     }
     await rename(tmp, this.file);
     this.torn = 0;
+  }
+}
+
+/**
+ * One run per journal: two overlapping runs (a cron job that outlived its
+ * slot) would both upload the same files. The lock file holds the owner's
+ * pid; a lock whose process is gone (killed) is taken over.
+ */
+async function lock(file: string): Promise<void> {
+  const lockFile = `${file}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(lockFile, `${process.pid}\n`, { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = Number((await readFile(lockFile, 'utf8').catch(() => '')).trim());
+    if (Number.isInteger(owner) && owner > 0 && alive(owner)) {
+      throw new CliError('JOURNAL_LOCKED', `${file} is in use by another sluice run (pid ${owner}); if it is not, remove ${lockFile}`);
+    }
+    await unlink(lockFile).catch(() => {});
+  }
+  throw new CliError('JOURNAL_LOCKED', `could not lock ${file}`);
+}
+
+async function unlock(file: string): Promise<void> {
+  await unlink(`${file}.lock`).catch(() => {});
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
