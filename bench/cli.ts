@@ -42,7 +42,7 @@ const LARGE_BYTES = Number(o['large-mib']) * 1024 * 1024;
 const ROOT = path.resolve(import.meta.dirname, '..');
 // What an installed package runs: the compiled CLI (built below), not the
 // type-stripped sources (stripping costs ~25 MB of RSS and start-up time).
-const CLI_DIST = path.join(ROOT, 'dist/cli/main.js');
+const CLI_DIST = path.join(ROOT, 'dist/src/cli/main.js');
 let CLI = '';
 
 interface Timed {

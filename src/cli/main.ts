@@ -144,13 +144,17 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   return program;
 }
 
+/** The package's version: package.json is two levels up from src/cli/, three from dist/src/cli/. */
 function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'sluice' && pkg.version) return pkg.version;
+    } catch {
+      // not there: try the next level
+    }
   }
+  return '0.0.0';
 }
 
 /** Runs the CLI in this process: wires signals, parses argv, sets the exit code. */

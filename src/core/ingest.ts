@@ -93,12 +93,8 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
  * any manifest fails, the ones written and every staged original are removed.
  */
 export async function commitFiles(deps: IngestDeps, staged: StagedFile[]): Promise<void> {
-  const written: StagedFile[] = [];
   try {
-    for (const m of staged) {
-      await writeManifest(deps.storage, deps.config.keyPrefix, m);
-      written.push(m);
-    }
+    for (const m of staged) await writeManifest(deps.storage, deps.config.keyPrefix, m);
   } catch (err) {
     await discardStaged(deps, staged);
     throw err;
