@@ -43,10 +43,10 @@ export async function runUpload(cmd: UploadCommand, io: Io): Promise<number> {
   const pool = new BufferPool(cmd.bufferMax, cmd.concurrency);
   try {
     const tree = await walk(cmd.paths, cmd);
-    // Never upload the journal itself (it changes while we run), e.g. for `sluice upload .`.
+    // Never upload the journal, its lock or its compaction temp (they change while we run), e.g. for `sluice upload .`.
     if (cmd.state) {
       const own = path.resolve(cmd.state);
-      tree.files = tree.files.filter((f) => f.abs !== own && !f.abs.startsWith(`${own}.tmp-`));
+      tree.files = tree.files.filter((f) => f.abs !== own && f.abs !== `${own}.lock` && !f.abs.startsWith(`${own}.tmp-`));
     }
     const total = tree.files.reduce((n, f) => n + f.size, 0);
     progress.plan(tree.files.length + tree.problems.length, total);
