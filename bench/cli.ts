@@ -127,6 +127,10 @@ async function startService(minio: MinioServer, bucket: string): Promise<{ url: 
       SLUICE_S3_ACCESS_KEY_ID: minio.accessKeyId,
       SLUICE_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
       SLUICE_S3_FORCE_PATH_STYLE: 'true',
+      // The default per-IP limit (1,200 requests/min) would cap the CLI at 20 files/s: this
+      // measures throughput, not the limiter (the CLI honours its 429s and Retry-After).
+      SLUICE_RATE_LIMIT_PER_IP: '0',
+      SLUICE_RATE_LIMIT_PER_SUBJECT: '0',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
