@@ -143,9 +143,9 @@ const envSchema = z.object({
   /** Public base URL for signed links (https://files.example.com); unset: taken from the request's Host. */
   SLUICE_PUBLIC_URL: z.url().optional(),
   /** Requests per window per client IP on /v1 routes (0: no limit). */
-  SLUICE_RATE_LIMIT_PER_IP: int(0).default(1200),
+  SLUICE_RATE_LIMIT_PER_IP: int(0).default(12_000),
   /** Requests per window per authenticated subject (token or API key; 0: no limit). */
-  SLUICE_RATE_LIMIT_PER_SUBJECT: int(0).default(600),
+  SLUICE_RATE_LIMIT_PER_SUBJECT: int(0).default(12_000),
   SLUICE_RATE_LIMIT_WINDOW_MS: int(1000).default(60_000),
   /** Uploads one tenant may run at once (0: no cap); more get 429 TOO_MANY_UPLOADS. */
   SLUICE_TENANT_MAX_CONCURRENT_UPLOADS: int(0).default(16),
