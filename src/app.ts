@@ -15,6 +15,7 @@ import { routes } from './http/routes/index.ts';
 import './http/types.ts';
 import { createLogger } from './logger.ts';
 import type { Storage } from './storage/storage.ts';
+import type { JobService } from './jobs/service.ts';
 
 export interface AppDeps {
   config: Readonly<Config>;
@@ -23,6 +24,8 @@ export interface AppDeps {
   log: Logger;
   /** Aborts every in-flight upload (graceful shutdown past its grace period). */
   shutdownSignal?: AbortSignal;
+  /** Processing jobs (issue 3): committed files are handed to it; absent, they wait for the next start. */
+  jobs?: JobService;
 }
 
 export function defaultDeps(config: Readonly<Config>, storage: Storage, log: Logger = createLogger(config)): AppDeps {

@@ -3,6 +3,10 @@
 import { buildApp, defaultDeps } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createStorage } from './storage/index.ts';
+import { JobService } from './jobs/service.ts';
+
+/** Running jobs get this long to finish on shutdown; the rest stay pending for the next start. */
+const JOBS_SHUTDOWN_GRACE_MS = 10_000;
 
 let config;
 try {
@@ -17,7 +21,11 @@ try {
 
 const storage = createStorage(config);
 const shutdown = new AbortController();
-const deps = { ...defaultDeps(config, storage), shutdownSignal: shutdown.signal };
+const base = defaultDeps(config, storage);
+// Processing jobs (issue 3): started before listening, so recovered work begins at once.
+const jobs = new JobService({ config, storage, log: base.log });
+await jobs.start();
+const deps = { ...base, shutdownSignal: shutdown.signal, jobs };
 const app = await buildApp(deps);
 await app.listen({ port: config.port, host: config.host });
 app.log.info({ storage: storage.kind, host: config.host, port: config.port }, 'sluice listening');
@@ -31,6 +39,7 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     // Graceful: stop accepting, let in-flight requests finish, then close storage.
     void app
       .close()
+      .then(() => jobs.close(JOBS_SHUTDOWN_GRACE_MS))
       .then(() => storage.close())
       .then(() => process.exit(0));
   });

@@ -11,6 +11,8 @@ import { healthRoutes } from './health.ts';
 import { listFilesRoute } from './list-files.ts';
 import { uploadMultipartRoute } from './upload-multipart.ts';
 import { uploadRawRoute } from './upload-raw.ts';
+import { getVariantRoute } from './get-variant.ts';
+import { jobsStatsRoute } from './jobs-stats.ts';
 
 export interface RouteOptions {
   deps: AppDeps;
@@ -30,4 +32,7 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
   await app.register(getFileRoute, opts);
   await app.register(getContentRoute, opts);
   await app.register(deleteFileRoute, opts);
+  // processing jobs (issue 3)
+  await app.register(getVariantRoute, opts);
+  await app.register(jobsStatsRoute, opts);
 }

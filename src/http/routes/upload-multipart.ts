@@ -11,22 +11,27 @@ import { fileView } from '../file-view.ts';
 import { declaredPartType, isMultipart, multipartFiles } from '../multipart.ts';
 import { admitUpload } from '../upload-admission.ts';
 import type { RouteOptions } from './index.ts';
+import { parseProcess } from '../../core/jobs.ts';
+import { processQuery } from '../process-query.ts';
 
 export async function uploadMultipartRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
   const { config } = deps;
   app.post('/v1/files', { config: { deferContinue: true, scope: 'files:write' } }, async (request, reply) => {
     if (!isMultipart(request.headers['content-type'])) throw new SluiceError('UNSUPPORTED_CONTENT_TYPE', { message: 'POST /v1/files takes multipart/form-data; use PUT /v1/files/:name for a raw body' });
     const started = performance.now();
+    const queryProcess = processQuery(request, config); // refuse an unknown job before reading the body
     const admission = await admitUpload(request, reply, deps, { maxBytes: config.limits.requestBytes, tooLarge: 'REQUEST_TOO_LARGE' });
     const staged: StagedFile[] = [];
     const log = request.log;
     try {
       for await (const part of multipartFiles(request.raw, config.limits, admission.signal)) {
         const sha = part.fields.get(`${part.field}.sha256`) ?? part.fields.get('sha256');
+        const processField = part.fields.get(`${part.field}.process`) ?? part.fields.get('process');
         staged.push(
           await stageFile(
             { config, storage: deps.storage, log },
             {
+              process: processField === undefined ? queryProcess : parseProcess(processField, config),
               tenant: request.tenant,
               name: sanitizeFileName(part.filename),
               source: part.stream,
@@ -38,7 +43,7 @@ export async function uploadMultipartRoute(app: FastifyInstance, { deps }: Route
         );
       }
       if (staged.length === 0) throw new SluiceError('NO_FILE');
-      await commitFiles({ config, storage: deps.storage, log }, staged);
+      await commitFiles({ config, storage: deps.storage, log, jobs: deps.jobs }, staged);
     } catch (err) {
       await discardStaged({ config, storage: deps.storage, log }, staged);
       logUpload(log, staged, started, err);
