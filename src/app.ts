@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { BufferBudget } from './core/buffer-budget.ts';
@@ -42,9 +42,13 @@ export async function buildApp(deps: AppDeps) {
       const incoming = req.headers['x-request-id'];
       return typeof incoming === 'string' && REQUEST_ID_RE.test(incoming) ? incoming : randomUUID();
     },
+    // Probes are polled every few seconds; two log lines per probe would drown the rest.
+    logController: new LogController({ disableRequestLogging: (req: { url?: string }) => req.url === '/health' || req.url === '/ready' }),
     // The JSON routes take small bodies; upload routes bypass body parsing entirely.
     bodyLimit: 1024 * 1024,
     serverFactory: (handler) => createHttpServer(config, handler),
+    // On close, drop idle keep-alive sockets at once; in-flight requests finish.
+    forceCloseConnections: 'idle',
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => writeClientError(err, socket),
   });
   app.decorateRequest('tenant', DEFAULT_TENANT);

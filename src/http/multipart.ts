@@ -6,7 +6,7 @@
 // from storage through busboy to the socket.
 
 import type { IncomingMessage } from 'node:http';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import { SluiceError } from '../errors.ts';
@@ -82,7 +82,7 @@ export async function* multipartFiles(
       stream.resume();
       return;
     }
-    pending.push({ field, filename: info.filename ?? '', mimeType: info.mimeType, stream, fields: new Map(fields) });
+    pending.push({ field, filename: info.filename ?? '', mimeType: info.mimeType, stream: Readable.from(codedErrors(stream, signal)), fields: new Map(fields) });
     notify();
   });
   bb.on('field', (name, value, info) => {
@@ -136,4 +136,18 @@ export async function* multipartFiles(
 export function declaredPartType(part: FilePart): string | undefined {
   // busboy cannot tell "text/plain" sent by the client from its own default; treat both as undeclared.
   return part.mimeType && part.mimeType !== 'text/plain' ? part.mimeType : undefined;
+}
+
+/**
+ * busboy fails a part's stream with plain Errors ("Unexpected end of form");
+ * give them our code so they are answered 400, not mistaken for bugs.
+ */
+async function* codedErrors(stream: Readable, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of stream) yield chunk as Uint8Array;
+  } catch (err) {
+    if (err instanceof SluiceError) throw err;
+    if (signal.aborted) throw signal.reason;
+    throw new SluiceError('MALFORMED_MULTIPART', { message: `Malformed multipart body: ${(err as Error).message}`, cause: err });
+  }
 }

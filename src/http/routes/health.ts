@@ -6,8 +6,8 @@ import { SluiceError } from '../../errors.ts';
 import type { RouteOptions } from './index.ts';
 
 export async function healthRoutes(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
-  app.get('/health', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
-  app.get('/ready', { logLevel: 'warn' }, async () => {
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async () => {
     if (deps.shutdownSignal?.aborted) throw new SluiceError('SHUTTING_DOWN');
     await deps.storage.ready();
     return { status: 'ready', storage: deps.storage.kind };
