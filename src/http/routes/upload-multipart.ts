@@ -16,6 +16,15 @@ import { processQuery } from '../process-query.ts';
 
 export async function uploadMultipartRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
   const { config } = deps;
+  /** An invalid process field fails the request; drain its part first, or its stream errors with no listener. */
+  const parsePartProcess = (stream: NodeJS.ReadableStream, raw: string) => {
+    try {
+      return parseProcess(raw, config);
+    } catch (err) {
+      stream.on('error', () => {}).resume();
+      throw err;
+    }
+  };
   app.post('/v1/files', { config: { deferContinue: true, scope: 'files:write' } }, async (request, reply) => {
     if (!isMultipart(request.headers['content-type'])) throw new SluiceError('UNSUPPORTED_CONTENT_TYPE', { message: 'POST /v1/files takes multipart/form-data; use PUT /v1/files/:name for a raw body' });
     const started = performance.now();
@@ -31,7 +40,7 @@ export async function uploadMultipartRoute(app: FastifyInstance, { deps }: Route
           await stageFile(
             { config, storage: deps.storage, log },
             {
-              process: processField === undefined ? queryProcess : parseProcess(processField, config),
+              process: processField === undefined ? queryProcess : parsePartProcess(part.stream, processField),
               tenant: request.tenant,
               name: sanitizeFileName(part.filename),
               source: part.stream,
