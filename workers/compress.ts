@@ -35,9 +35,9 @@ export function compressor(algorithm: CompressAlgorithm, level: number, sizeHint
 }
 
 export default async function compress(task: CompressTask): Promise<TaskResult> {
+  const signal = AbortSignal.timeout(task.timeoutMs);
   try {
     const storage = workerStorage(task.storage);
-    const signal = AbortSignal.timeout(task.timeoutMs);
     const src = await storage.get(task.inputKey, { signal });
     const sum = digest();
     await pipeline(src.body, compressor(task.algorithm, task.level, src.size), sum.stage, async (body: AsyncIterable<Uint8Array>) => {
@@ -46,7 +46,7 @@ export default async function compress(task: CompressTask): Promise<TaskResult> 
     const { size, sha256 } = sum.result();
     return { ok: true, output: { size, sha256, ...COMPRESSED_TYPE[task.algorithm], inputSize: src.size } };
   } catch (err) {
-    if ((err as { name?: string } | null)?.name === 'TimeoutError') return { ok: false, error: { code: 'JOB_TIMEOUT', message: 'The compression exceeded its time limit' } };
+    if (signal.aborted) return { ok: false, error: { code: 'JOB_TIMEOUT', message: 'The compression exceeded its time limit' } };
     return { ok: false, error: toErrorData(err) };
   }
 }

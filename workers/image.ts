@@ -70,6 +70,7 @@ export function imageError(err: unknown): ErrorData {
 }
 
 export default async function image(task: ImageTask): Promise<TaskResult> {
+  const signal = AbortSignal.timeout(task.limits.timeoutMs);
   try {
     if ('bytes' in task.input) {
       const { data, info } = await transformer(task, task.input.bytes).toBuffer({ resolveWithObject: true });
@@ -84,7 +85,6 @@ export default async function image(task: ImageTask): Promise<TaskResult> {
     }
     if (task.outputKey === undefined) return { ok: false, error: { code: 'INTERNAL', message: 'storage input needs an output key' } };
     const storage = workerStorage(task.storage);
-    const signal = AbortSignal.timeout(task.limits.timeoutMs);
     const src = await storage.get(task.input.key, { signal });
     const img = transformer(task);
     let info: OutputInfo | undefined;
@@ -97,6 +97,8 @@ export default async function image(task: ImageTask): Promise<TaskResult> {
     const { size, sha256 } = sum.result();
     return { ok: true, output: { size, sha256, ...MIME[task.format], ...dims(info), inputSize: src.size } };
   } catch (err) {
+    // The time limit aborts storage reads and writes as well as sharp: whichever noticed first, it is a timeout.
+    if (signal.aborted) return { ok: false, error: { code: 'JOB_TIMEOUT', message: `The image job exceeded its ${task.limits.timeoutMs} ms time limit` } };
     return { ok: false, error: imageError(err) };
   }
 }

@@ -39,6 +39,8 @@ export interface JobStats {
   delivering: number;
   /** Work left in storage because the memory queue was full; a rescan picks it up. */
   overflowed: boolean;
+  /** Files deferred that way since start (cumulative). */
+  deferred: number;
   poolSize: number;
   uvThreadpoolSize: number;
   sharpConcurrency: number;
@@ -86,6 +88,7 @@ export class JobService implements JobQueue {
   #completed = 0;
   #failed = 0;
   #overflowed = false;
+  #deferred = 0;
   #closing = false;
   #stop = new AbortController();
   #inflight = new Set<Promise<void>>();
@@ -136,6 +139,7 @@ export class JobService implements JobQueue {
       activeFiles: this.#active,
       delivering: this.#delivering,
       overflowed: this.#overflowed,
+      deferred: this.#deferred,
       poolSize: this.#config.jobs.poolSize,
       uvThreadpoolSize: this.#config.jobs.uvThreadpoolSize,
       sharpConcurrency: sharp.concurrency(),
@@ -186,6 +190,7 @@ export class JobService implements JobQueue {
     if (this.#queue.length >= this.#config.jobs.queueMax) {
       if (!this.#overflowed) this.#log.warn({ queueMax: this.#config.jobs.queueMax }, 'job queue full; new work stays pending in storage');
       this.#overflowed = true;
+      this.#deferred++;
       return false;
     }
     this.#known.add(k);
