@@ -61,7 +61,7 @@ describe('crash recovery', () => {
 
     // What the crash left: a marker for every file not finished, and those manifests say so.
     const markerDir = path.join(dataDir, 'sluice', '_system', 'jobs', 'default');
-    const markers = await readdir(markerDir).catch(() => []);
+    const markers: string[] = await readdir(markerDir).catch(() => []);
     const unfinished: string[] = [];
     for (const id of ids) {
       const m = JSON.parse(await readFile(path.join(dataDir, 'sluice', 'default', id, 'manifest.json'), 'utf8')) as Manifest;
@@ -85,8 +85,8 @@ describe('crash recovery', () => {
       const delivered = new Set(receiver.deliveries.filter((d) => d.status === 200).map((d) => d.headers['idempotency-key']));
       for (const id of ids) assert.ok(delivered.has(id), `webhook for ${id}`);
       // The index of unfinished work is empty again.
-      for (let i = 0; i < 40 && (await readdir(markerDir).catch(() => [])).length > 0; i++) await sleep(50);
-      assert.deepEqual(await readdir(markerDir).catch(() => []), []);
+      for (let i = 0; i < 40 && (await readdir(markerDir).catch((): string[] => [])).length > 0; i++) await sleep(50);
+      assert.deepEqual(await readdir(markerDir).catch((): string[] => []), []);
     } finally {
       second.child.kill('SIGTERM');
       await second.exited;
