@@ -24,15 +24,12 @@ async function probe(): Promise<void> {
 }
 
 let uploaded = 0;
-let uploadMs = 0;
 async function uploader(i: number): Promise<void> {
   for (let n = 0; performance.now() < deadline; n++) {
-    const t = performance.now();
     const res = await request(`${url}/v1/files/load-${i}-${n}.txt?process=none`, { method: 'PUT', body, headers: { 'content-type': 'text/plain' } });
     await res.body.dump();
     if (res.statusCode !== 201) throw new Error(`upload answered ${res.statusCode}`);
     uploaded += uploadBytes;
-    uploadMs += performance.now() - t;
   }
 }
 
