@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { call, sha256 } from './helpers/http.ts';
 import { animatedGif, animatedWebp, jpegWithExifAndGps, pngBomb, pngWithAlpha, truncatedJpeg } from './helpers/images.ts';
-import { startJobsServer, upload, waitForJobs, type JobsServer } from './helpers/jobs.ts';
+import { markersLeft, startJobsServer, upload, waitForJobs, type JobsServer } from './helpers/jobs.ts';
+import { backends, leftovers } from './helpers/server.ts';
 
 describe('image jobs', () => {
   let srv: JobsServer;
@@ -112,3 +113,27 @@ describe('image jobs', () => {
     assert.match(m.jobs!.thumbnail!.reason!, /not an image/);
   });
 });
+
+if (backends().includes('s3')) {
+  describe('image jobs on s3', () => {
+    it('writes outputs beside the original in the bucket, and a failed job leaves no object and no pending upload', async () => {
+      const srv = await startJobsServer({ backend: 's3', label: 'jobs-images' });
+      try {
+        const good = await upload(srv.url, 'camera.jpg', await jpegWithExifAndGps(), { process: 'thumbnail,webp' });
+        const bad = await upload(srv.url, 'cut.jpg', await truncatedJpeg(), { process: 'thumbnail' });
+        const m = await waitForJobs(srv.url, good.id);
+        assert.equal(m.jobs!.thumbnail!.state, 'done');
+        assert.equal(m.jobs!.thumbnail!.output!.key, `sluice/default/${good.id}/variants/thumbnail`);
+        const md = await sharp((await call(`${srv.url}/v1/files/${good.id}/variants/thumbnail`)).body).metadata();
+        assert.equal(md.exif, undefined);
+        assert.equal((await waitForJobs(srv.url, bad.id)).jobs!.thumbnail!.error!.code, 'IMAGE_INVALID');
+        const left = await leftovers(srv as never);
+        assert.equal(left.pending, 0);
+        assert.deepEqual(left.keys.filter((k) => k.startsWith(`sluice/default/${bad.id}/`)).sort(), [`sluice/default/${bad.id}/manifest.json`, `sluice/default/${bad.id}/original`]);
+        assert.deepEqual(await markersLeft(srv), [], 'markers are gone once jobs ended');
+      } finally {
+        await srv.close();
+      }
+    });
+  });
+}

@@ -92,3 +92,14 @@ export async function upload(url: string, name: string, body: Buffer, opts: { pr
   if (res.status !== 201) throw new Error(`upload ${name}: ${res.status} ${res.body.toString()}`);
   return res.json<{ files: FileJson[] }>().files[0]!;
 }
+
+/** Marker keys left under <prefix>/_system/jobs/, once they have settled (a marker goes just after the last manifest write). */
+export async function markersLeft(srv: Pick<JobsServer, 'storage' | 'config'>, timeoutMs = 5_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const page = await srv.storage.list({ prefix: `${srv.config.keyPrefix}/_system/jobs/` });
+    const keys = page.objects.map((o) => o.key);
+    if (keys.length === 0 || Date.now() > deadline) return keys;
+    await sleep(50);
+  }
+}
