@@ -63,6 +63,11 @@ const envSchema = z.object({
   SLUICE_S3_PART_SIZE: int(5 * MiB, 512 * MiB).default(8 * MiB),
   /** Parts uploaded concurrently per file. */
   SLUICE_S3_QUEUE_SIZE: int(1, 32).default(4),
+  /**
+   * How puts reach S3: parts (fixed-size reused part buffers, flat memory; default) or
+   * lib-storage (@aws-sdk/lib-storage's Upload, which retains copies: aws-sdk-js-v3#8286).
+   */
+  SLUICE_S3_UPLOADER: z.enum(['parts', 'lib-storage']).default('parts'),
 
   /** Largest file accepted, in bytes. */
   SLUICE_MAX_FILE_BYTES: int(0).default(5 * GiB),
@@ -149,6 +154,7 @@ export interface S3Config {
   checksum: 'when_supported' | 'when_required';
   partSize: number;
   queueSize: number;
+  uploader: 'parts' | 'lib-storage';
 }
 
 export interface Config {
@@ -234,6 +240,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
               checksum: e.SLUICE_S3_CHECKSUM,
               partSize: e.SLUICE_S3_PART_SIZE,
               queueSize: e.SLUICE_S3_QUEUE_SIZE,
+              uploader: e.SLUICE_S3_UPLOADER,
             },
           }
         : { kind: 'fs', dataDir: e.SLUICE_DATA_DIR },

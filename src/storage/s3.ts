@@ -1,13 +1,13 @@
-// S3 backend (AWS or any S3-compatible store). Puts go through lib-storage's
-// Upload: one PutObject below the part size, a multipart upload above it. The
-// object appears only on CompleteMultipartUpload, so an error in the body
-// stream leaves nothing: lib-storage waits for every in-flight part, then sends
-// AbortMultipartUpload ("to avoid stranding parts"). To keep that ordering we
-// abort by failing the body, not with Upload.abort(), which rejects at once and
-// aborts in the background.
+// S3 backend (AWS or any S3-compatible store). A put streams the body in
+// fixed-size parts (s3-upload.ts): one PutObject below the part size, a
+// multipart upload above it. The object appears only on
+// CompleteMultipartUpload, so an error in the body stream leaves nothing: every
+// in-flight part settles, then AbortMultipartUpload is sent.
+// SLUICE_S3_UPLOADER=lib-storage switches to lib-storage's Upload, kept for
+// comparison (bench/upload.ts measures both) and as a fallback.
 //
-// Memory per put: lib-storage holds up to partSize while filling a part, one
-// concatenated copy, and queueSize parts in flight: about partSize × (queueSize + 2).
+// Memory per put: partSize × (queueSize + 1) with the part writer; about
+// partSize × (queueSize + 2) plus retained copies with lib-storage.
 //
 // SDK errors are translated here into SluiceError codes; nothing above this
 // file knows about the SDK.
@@ -21,6 +21,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { S3Config } from '../config.ts';
+import { PartBufferPool, uploadInParts } from './s3-upload.ts';
 import { SluiceError, isSluiceError } from '../errors.ts';
 import type {
   GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, StaleUploadSweeper, Storage,
@@ -55,49 +56,75 @@ export class S3Storage implements Storage, StaleUploadSweeper {
   readonly partSize: number;
   readonly queueSize: number;
   readonly bufferedBytesPerPut: number;
+  readonly uploader: S3Config['uploader'];
+  readonly #pool: PartBufferPool;
 
   constructor(cfg: S3Config, client: S3Client = makeS3Client(cfg)) {
     this.client = client;
     this.bucket = cfg.bucket;
     this.partSize = cfg.partSize;
     this.queueSize = cfg.queueSize;
-    this.bufferedBytesPerPut = cfg.partSize * (cfg.queueSize + 2);
+    this.uploader = cfg.uploader;
+    this.bufferedBytesPerPut = cfg.partSize * (cfg.queueSize + (cfg.uploader === 'parts' ? 1 : 2));
+    // Keep enough idle buffers for one upload's worth of reuse; the rest go back to the allocator.
+    this.#pool = new PartBufferPool(cfg.partSize, cfg.queueSize + 1);
   }
 
   async put(key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions): Promise<PutResult> {
+    // Remember the body's own error: it (a coded limit, type or checksum error) must win over the SDK's.
     let bodyError: unknown;
-    let size = 0;
-    const signal = opts.signal;
     const guarded = async function* (): AsyncGenerator<Uint8Array> {
       try {
         for await (const chunk of body) {
-          signal?.throwIfAborted();
-          size += chunk.byteLength;
+          opts.signal?.throwIfAborted();
           yield chunk;
         }
-        signal?.throwIfAborted();
+        opts.signal?.throwIfAborted();
       } catch (err) {
         bodyError = err;
         throw err;
       }
     };
-    const stream = Readable.from(guarded(), { objectMode: false });
-    const onAbort = () => stream.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: this.bucket, Key: key, Body: stream, ContentType: opts.contentType, Metadata: opts.metadata },
-      partSize: this.partSize,
-      queueSize: this.queueSize,
-      leavePartsOnError: false,
-    });
+    const params = { Bucket: this.bucket, Key: key, ContentType: opts.contentType, Metadata: opts.metadata };
     try {
-      await upload.done();
-      return { size };
+      if (this.uploader === 'lib-storage') return await this.#putWithLibStorage(params, guarded(), opts.signal);
+      return await uploadInParts(this.client, params, guarded(), this.#pool, {
+        partSize: this.partSize,
+        queueSize: this.queueSize,
+        signal: opts.signal,
+      });
     } catch (err) {
       if (bodyError !== undefined) throw bodyError;
-      if (signal?.aborted) throw signal.reason;
+      if (opts.signal?.aborted) throw opts.signal.reason;
       throw translate(err);
+    }
+  }
+
+  async #putWithLibStorage(
+    params: { Bucket: string; Key: string; ContentType: string; Metadata: Record<string, string> | undefined },
+    body: AsyncGenerator<Uint8Array>,
+    signal: AbortSignal | undefined,
+  ): Promise<PutResult> {
+    let size = 0;
+    const counted = async function* () {
+      for await (const chunk of body) {
+        size += chunk.byteLength;
+        yield chunk;
+      }
+    };
+    const stream = Readable.from(counted(), { objectMode: false });
+    // Abort by failing the body: Upload.abort() rejects at once and aborts in the background.
+    const onAbort = () => stream.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await new Upload({
+        client: this.client,
+        params: { ...params, Body: stream },
+        partSize: this.partSize,
+        queueSize: this.queueSize,
+        leavePartsOnError: false,
+      }).done();
+      return { size };
     } finally {
       signal?.removeEventListener('abort', onAbort);
       stream.destroy();

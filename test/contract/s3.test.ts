@@ -7,8 +7,8 @@ const server = s3TestServer();
 if (!server) {
   test('s3: storage contract', (t) => t.skip('no S3 server (see scripts/test.ts)'));
 } else {
-  storageContract({
-    name: 's3',
+  for (const uploader of ['parts', 'lib-storage'] as const) storageContract({
+    name: `s3 (${uploader})`,
     async make() {
       const bucket = await createTestBucket(server, 'contract');
       const storage = new S3Storage({
@@ -21,6 +21,7 @@ if (!server) {
         checksum: 'when_supported',
         partSize: 5 * 1024 * 1024,
         queueSize: 4,
+        uploader,
       });
       return {
         storage,

@@ -32,7 +32,7 @@ export function storageContract(target: ContractTarget): void {
     const p = `contract-${randomBytes(4).toString('hex')}`;
 
     await t.test('put then get returns identical bytes, head reports size', async () => {
-      for (const size of [0, 1, 70_000, 6 * 1024 * 1024 + 3]) {
+      for (const size of [0, 1, 70_000, 5 * 1024 * 1024, 6 * 1024 * 1024 + 3, 10 * 1024 * 1024]) {
         const data = randomBytes(size);
         const key = `${p}/rt/${size}`;
         const res = await storage.put(key, chunks(data), { contentType: 'application/octet-stream' });

@@ -73,6 +73,10 @@ export async function startServer(opts: { backend?: Backend; env?: Record<string
     deps,
     ...(s3 ? { bucket: s3.bucket, s3: s3.server } : {}),
     async close() {
+      // Every test request has finished by now. A keep-alive socket that last carried a large
+      // upload can still count as busy to Node (seen with undici clients) and would hold
+      // app.close() for the whole keep-alive timeout.
+      app.server.closeAllConnections();
       await app.close();
       await storage.close();
       if (dataDir) await rm(dataDir, { recursive: true, force: true });
