@@ -10,8 +10,10 @@ import { fileKeys } from '../core/keys.ts';
 import type { Manifest, Variant } from '../core/manifest.ts';
 import type { CompressTask, ImageTask, TaskOutput } from '../../workers/tasks.ts';
 
-export const IMAGE_WORKER = fileURLToPath(new URL('../../workers/image.ts', import.meta.url));
-export const COMPRESS_WORKER = fileURLToPath(new URL('../../workers/compress.ts', import.meta.url));
+// Workers sit beside src/ both in the source tree (.ts, type stripping) and in dist/ (.js, compiled).
+const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+export const IMAGE_WORKER = fileURLToPath(new URL(`../../workers/image${EXT}`, import.meta.url));
+export const COMPRESS_WORKER = fileURLToPath(new URL(`../../workers/compress${EXT}`, import.meta.url));
 
 /**
  * Levels chosen for throughput (docs/jobs.md has the measured MB/s): gzip 6
