@@ -132,6 +132,11 @@ export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioSer
     },
   );
 
+  // A parent that crashes (a bench that throws before its finally) must not leave MinIO running.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.off('exit', killOnExit));
+
   const stderrLines: string[] = [];
   let partial = '';
   child.stderr.setEncoding('utf8');

@@ -329,3 +329,6 @@ function deepFreeze<T>(o: T): Readonly<T> {
   }
   return o;
 }
+
+/** Every environment variable the service reads (README documents each one; a test checks). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);

@@ -12,7 +12,6 @@ export const errorCatalogue = {
   INVALID_INPUT: { status: 400, message: 'The request is not valid' },
   MALFORMED_MULTIPART: { status: 400, message: 'The multipart body is malformed' },
   NO_FILE: { status: 400, message: 'The request contains no file' },
-  INVALID_NAME: { status: 400, message: 'The file name is not valid' },
   INVALID_DIGEST: { status: 400, message: 'The digest header is malformed' },
   INVALID_CURSOR: { status: 400, message: 'The listing cursor is not valid' },
   INVALID_CONTENT_LENGTH: { status: 400, message: 'The Content-Length header is not valid' },

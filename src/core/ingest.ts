@@ -102,15 +102,11 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
  * crash after any manifest is written always leaves the record of its jobs.
  */
 export async function commitFiles(deps: IngestDeps, staged: StagedFile[]): Promise<void> {
-  const written: StagedFile[] = [];
   try {
     for (const m of staged) {
       if (needsMarker(m, deps.config)) await writeMarker(deps.storage, deps.config.keyPrefix, m);
     }
-    for (const m of staged) {
-      await writeManifest(deps.storage, deps.config.keyPrefix, m);
-      written.push(m);
-    }
+    for (const m of staged) await writeManifest(deps.storage, deps.config.keyPrefix, m);
   } catch (err) {
     await discardStaged(deps, staged);
     throw err;

@@ -83,6 +83,8 @@ export async function* multipartFiles(
       return;
     }
     pending.push({ field, filename: info.filename ?? '', mimeType: info.mimeType, stream: Readable.from(codedErrors(stream, signal)), fields: new Map(fields) });
+    // A bare `sha256` field describes the one file that follows it, not every later file.
+    fields.delete('sha256');
     notify();
   });
   bb.on('field', (name, value, info) => {

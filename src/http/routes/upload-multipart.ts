@@ -32,29 +32,27 @@ export async function uploadMultipartRoute(app: FastifyInstance, { deps }: Route
     const admission = await admitUpload(request, reply, deps, { maxBytes: config.limits.requestBytes, tooLarge: 'REQUEST_TOO_LARGE' });
     const staged: StagedFile[] = [];
     const log = request.log;
+    const ingestDeps = { config, storage: deps.storage, log, jobs: deps.jobs };
     try {
       for await (const part of multipartFiles(request.raw, config.limits, admission.signal)) {
         const sha = part.fields.get(`${part.field}.sha256`) ?? part.fields.get('sha256');
         const processField = part.fields.get(`${part.field}.process`) ?? part.fields.get('process');
         staged.push(
-          await stageFile(
-            { config, storage: deps.storage, log },
-            {
-              process: processField === undefined ? queryProcess : parsePartProcess(part.stream, processField),
-              tenant: request.tenant,
-              name: sanitizeFileName(part.filename),
-              source: part.stream,
-              declaredType: declaredPartType(part),
-              expectedSha256: sha === undefined ? undefined : parseSha256(sha),
-              signal: admission.signal,
-            },
-          ),
+          await stageFile(ingestDeps, {
+            process: processField === undefined ? queryProcess : parsePartProcess(part.stream, processField),
+            tenant: request.tenant,
+            name: sanitizeFileName(part.filename),
+            source: part.stream,
+            declaredType: declaredPartType(part),
+            expectedSha256: sha === undefined ? undefined : parseSha256(sha),
+            signal: admission.signal,
+          }),
         );
       }
       if (staged.length === 0) throw new SluiceError('NO_FILE');
-      await commitFiles({ config, storage: deps.storage, log, jobs: deps.jobs }, staged);
+      await commitFiles(ingestDeps, staged);
     } catch (err) {
-      await discardStaged({ config, storage: deps.storage, log }, staged);
+      await discardStaged(ingestDeps, staged);
       logUpload(log, staged, started, err);
       throw err;
     } finally {
