@@ -10,7 +10,7 @@
 //    Contrast: the same thumbnails done on the main thread (sharp in-process).
 // 3. Upload throughput with a saturated pool / with an idle one.
 //
-// Sizes: BENCH_IMAGES (8 distinct inputs), BENCH_THUMBS (48 per round),
+// Sizes: BENCH_IMAGES (8 distinct inputs), BENCH_BACKLOG (images queued per saturated window), BENCH_THUMBS (48 per round),
 // BENCH_RUNS (3), BENCH_SECONDS (8 per scenario), BENCH_UPLOAD_MB (8),
 // BENCH_POOL (pool threads and in-flight count; default: the service's default).
 
@@ -147,7 +147,8 @@ interface Scenario {
   saturated: number;
 }
 
-async function scenario(label: string, background: (stop: AbortSignal) => Promise<void>): Promise<Scenario> {
+async function scenario(label: string, background: (stop: AbortSignal) => Promise<void>, prepare?: () => Promise<void>): Promise<Scenario> {
+  await prepare?.();
   const stop = new AbortController();
   const bg = background(stop.signal);
   await new Promise((r) => setTimeout(r, 300)); // let the background work ramp up
@@ -169,15 +170,16 @@ async function scenario(label: string, background: (stop: AbortSignal) => Promis
   return s;
 }
 
-/** Keep the pool saturated: upload images with heavy jobs faster than they finish. */
-async function saturatePool(stop: AbortSignal): Promise<void> {
-  for (let n = 0; !stop.aborted; n++) {
-    if (jobs.stats().queueDepth + jobs.stats().poolQueue < POOL * 4) {
-      const res = await request(`${url}/v1/files/photo-${n}.jpg?process=thumbnail,preview,webp`, { method: 'PUT', body: jpegs[n % jpegs.length]! });
-      await res.body.dump();
-    } else {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+/**
+ * Saturate the pool with a backlog of images queued *before* the window, so
+ * the window measures the service with a busy pool, not this process acting
+ * as a client (the load process is the only client during the window).
+ */
+async function queueBacklog(): Promise<void> {
+  const backlog = Number(process.env.BENCH_BACKLOG ?? 2 * SECONDS * POOL + 4);
+  for (let n = 0; n < backlog; n++) {
+    const res = await request(`${url}/v1/files/photo-${n}.jpg?process=thumbnail,preview,webp`, { method: 'PUT', body: jpegs[n % jpegs.length]! });
+    await res.body.dump();
   }
 }
 
@@ -200,7 +202,7 @@ const mainThread: Scenario[] = [];
 for (let r = 0; r < RUNS; r++) {
   log(`round ${r + 1}:`);
   idle.push(await scenario('idle pool', async () => {}));
-  saturated.push(await scenario('saturated pool', saturatePool));
+  saturated.push(await scenario('saturated pool', async () => {}, queueBacklog));
   // Drain what the saturation left queued, so the next scenario starts clean.
   while (jobs.stats().queueDepth + jobs.stats().activeFiles > 0) await new Promise((res) => setTimeout(res, 100));
   mainThread.push(await scenario('same work on the main thread', mainThreadWork));

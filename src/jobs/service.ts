@@ -379,11 +379,24 @@ export class JobService implements JobQueue {
   }
 }
 
-/** Runs `write` one at a time; callers see their own write's outcome. */
+/**
+ * Runs `write` one at a time. A call made while a write is already waiting to
+ * start joins that one (it will write the latest state anyway), so bursts of
+ * job completions cost one storage write, not one each.
+ */
 function serialSaver(write: () => Promise<void>): () => Promise<void> {
   let tail: Promise<void> = Promise.resolve();
+  let queued: Promise<void> | undefined;
   return () => {
-    const next = tail.then(write, write);
+    if (queued) return queued;
+    const next = tail.then(() => {
+      queued = undefined;
+      return write();
+    }, () => {
+      queued = undefined;
+      return write();
+    });
+    queued = next;
     tail = next.catch(() => {});
     return next;
   };
