@@ -10,7 +10,19 @@ import type { Config } from './config.ts';
 import { BufferBudget } from './core/buffer-budget.ts';
 import { DEFAULT_TENANT } from './core/keys.ts';
 import { SluiceError, type ErrorCode } from './errors.ts';
-import { errorHandler } from './http/plugins/error-handler.ts';
+import { errorHandler, sendError, toSluiceError } from './http/plugins/error-handler.ts';
+// security (issue 5)
+import { auth } from './http/plugins/auth.ts';
+import { hardening } from './http/plugins/hardening.ts';
+import { uploadLimits } from './http/plugins/upload-limits.ts';
+import { TenantQuota, withTenantQuota } from './core/tenant-quota.ts';
+
+function withQuota(deps: AppDeps): { deps: AppDeps; quota: TenantQuota | undefined } {
+  const { security, keyPrefix } = deps.config;
+  if (security.tenantQuotaBytes === 0) return { deps, quota: undefined };
+  const quota = new TenantQuota(deps.storage, keyPrefix, security.tenantQuotaBytes, security.tenantQuotaCacheMs);
+  return { deps: { ...deps, storage: withTenantQuota(deps.storage, quota) }, quota };
+}
 import { routes } from './http/routes/index.ts';
 import './http/types.ts';
 import { createLogger } from './logger.ts';
@@ -34,7 +46,9 @@ export function defaultDeps(config: Readonly<Config>, storage: Storage, log: Log
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApp(deps: AppDeps) {
+export async function buildApp(appDeps: AppDeps) {
+  // security (issue 5): with a tenant quota, every tenant write is metered through the storage port.
+  const { deps, quota } = withQuota(appDeps);
   const { config } = deps;
   const app = Fastify({
     loggerInstance: deps.log,
@@ -50,6 +64,15 @@ export async function buildApp(deps: AppDeps) {
     // On close, drop idle keep-alive sockets at once; in-flight requests finish.
     forceCloseConnections: 'idle',
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => writeClientError(err, socket),
+    // security (issue 5): request.ip (rate limits, logs) from X-Forwarded-For only via listed proxies
+    trustProxy: config.security.trustProxy.length > 0 ? [...config.security.trustProxy] : false,
+    // security (issue 5): the router's own refusals (bad %-encoding, overlong path parameter) in our error shape, not
+    // Fastify's; and parameters as long as routes allow (PUT names take 1,024 characters, %-encoded up to 12 bytes each;
+    // the default 100 refused names over 100 characters with a 414). The header size limit still bounds the URL.
+    routerOptions: { maxParamLength: 12 * 1024 },
+    frameworkErrors: (err, request, reply) => {
+      void sendError(request, reply, toSluiceError(err));
+    },
   });
   app.decorateRequest('tenant', DEFAULT_TENANT);
   app.addHook('onRequest', async (request, reply) => {
@@ -60,6 +83,10 @@ export async function buildApp(deps: AppDeps) {
     }
   });
   await app.register(errorHandler);
+  // security (issue 5): headers + CORS, then authentication (sets request.tenant), then per-tenant upload cap
+  await app.register(hardening, { config });
+  await app.register(auth, { deps });
+  await app.register(uploadLimits, { config, quota });
   await app.register(routes, { deps });
   return app;
 }
@@ -82,6 +109,8 @@ function createHttpServer(config: Readonly<Config>, handler: (req: IncomingMessa
     handler,
   );
   server.timeout = config.timeouts.socketMs;
+  // security (issue 5): past this many open sockets, new connections are closed at accept.
+  if (config.security.maxConnections > 0) server.maxConnections = config.security.maxConnections;
   // Without this listener Node answers 100 Continue by itself, before we could refuse the body.
   server.on('checkContinue', (req, res) => server.emit('request', req, res));
   return server;

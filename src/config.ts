@@ -3,6 +3,9 @@
 // process.env. A bad value stops the process with one line naming the variable.
 
 import { availableParallelism } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const MiB = 1024 * 1024;
@@ -140,6 +143,70 @@ const envSchema = z.object({
   SLUICE_WEBHOOK_BACKOFF_MS: int(10).default(1000),
   /** Per-attempt timeout of a webhook POST. */
   SLUICE_WEBHOOK_TIMEOUT_MS: int(100).default(10_000),
+  // --- security (issue 5): authentication, links, abuse limits, hardening. docs/security.md ---
+  // Every secret may instead be given as a file: set <NAME>_FILE to its path.
+  /** HS256 shared secret for bearer JWTs (at least 32 bytes). */
+  SLUICE_AUTH_JWT_SECRET: z.string().min(32, 'at least 32 bytes').optional(),
+  /** JWKS URL for RS256/ES256 JWTs; keys are refetched when a token names an unknown kid (rotation). */
+  SLUICE_AUTH_JWKS_URL: z.url().optional(),
+  /** Asymmetric algorithms accepted with the JWKS (HS256 is accepted only with the shared secret). */
+  SLUICE_AUTH_JWT_ALGORITHMS: z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1))
+    .default(['RS256', 'ES256']),
+  /** Required `iss` of JWTs. Required when JWTs are configured. */
+  SLUICE_AUTH_ISSUER: z.string().min(1).optional(),
+  /** Required `aud` of JWTs. Required when JWTs are configured. */
+  SLUICE_AUTH_AUDIENCE: z.string().min(1).optional(),
+  /** Clock skew tolerated on `exp`/`nbf`, in seconds. */
+  SLUICE_AUTH_CLOCK_SKEW_S: int(0, 300).default(30),
+  /** JWT claim naming the tenant (validated: lowercase letters, digits, dashes). */
+  SLUICE_AUTH_TENANT_CLAIM: z.string().min(1).default('tenant'),
+  /** How long fetched JWKS keys are trusted before a refetch, in ms. */
+  SLUICE_AUTH_JWKS_CACHE_MS: int(1000).default(10 * 60_000),
+  /** Least time between two JWKS fetches (an unknown kid triggers one), in ms. */
+  SLUICE_AUTH_JWKS_COOLDOWN_MS: int(0).default(30_000),
+  /** Static API keys: a JSON array of { id, sha256, tenant, scopes, createdAt? } (see `npm run api-key`). */
+  SLUICE_AUTH_API_KEYS: z.string().min(2).optional(),
+  /** How long a revocation read from storage is trusted, in ms: a bump reaches every instance within it. */
+  SLUICE_AUTH_REVOCATION_CACHE_MS: int(0, 10 * 60_000).default(10_000),
+  /** HMAC key for signed download links (at least 32 bytes). Unset: a random per-process key (links die on restart). */
+  SLUICE_LINK_SECRET: z.string().min(32, 'at least 32 bytes').optional(),
+  /** Default and longest lifetime of a signed link, in seconds. */
+  SLUICE_LINK_DEFAULT_TTL_S: int(1, 7 * 86_400).default(3600),
+  SLUICE_LINK_MAX_TTL_S: int(1, 30 * 86_400).default(7 * 86_400),
+  /** Public base URL for signed links (https://files.example.com); unset: taken from the request's Host. */
+  SLUICE_PUBLIC_URL: z.url().optional(),
+  /** Requests per window per client IP on /v1 routes (0: no limit). */
+  SLUICE_RATE_LIMIT_PER_IP: int(0).default(1200),
+  /** Requests per window per authenticated subject (token or API key; 0: no limit). */
+  SLUICE_RATE_LIMIT_PER_SUBJECT: int(0).default(600),
+  SLUICE_RATE_LIMIT_WINDOW_MS: int(1000).default(60_000),
+  /** Uploads one tenant may run at once (0: no cap); more get 429 TOO_MANY_UPLOADS. */
+  SLUICE_TENANT_MAX_CONCURRENT_UPLOADS: int(0).default(16),
+  /** Bytes each tenant may store (0: no quota); past it uploads get 507 QUOTA_EXCEEDED. */
+  SLUICE_TENANT_QUOTA_BYTES: int(0).default(0),
+  /** How long a tenant's listed usage is trusted before it is listed again, in ms. */
+  SLUICE_TENANT_QUOTA_CACHE_MS: int(0).default(30_000),
+  /** Open connections the server accepts at once (0: no cap); more are refused at accept. */
+  SLUICE_MAX_CONNECTIONS: int(0).default(1024),
+  /** Origins allowed by CORS (comma-separated, exact, e.g. https://app.example.com); unset: no CORS. */
+  SLUICE_CORS_ORIGINS: list.optional(),
+  /** Proxies whose X-Forwarded-For is trusted (comma-separated IPs/CIDRs); unset: none. */
+  SLUICE_TRUST_PROXY: list.optional(),
+  // --- end security ---
+  // --- resumable uploads (tus, docs/tus.md) ---
+  /** A tus upload not finished this long after creation expires (410) and is removed by the sweep. */
+  SLUICE_TUS_EXPIRY_MS: int(1000).default(24 * 60 * 60 * 1000),
+  /** How often this instance runs the expiry sweep; 0 turns the timer off (call sweepExpiredUploads yourself). */
+  SLUICE_TUS_SWEEP_INTERVAL_MS: int(0).default(10 * 60 * 1000),
+  /**
+   * Who serialises writes to one tus upload: `bucket` (S3 only, default there: a lock object
+   * in the bucket, safe with any number of instances) or `process` (in-memory, the fs
+   * default; on S3 only with a single instance or sticky routing by upload URL).
+   */
+  SLUICE_TUS_LOCK: z.enum(['bucket', 'process']).optional(),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -180,6 +247,10 @@ export interface Config {
   requireContentLength: boolean;
   timeouts: { uploadIdleMs: number; headersMs: number; socketMs: number; uploadQueueMs: number };
   uploadBufferBytes: number;
+  /** Authentication, links, abuse limits, hardening (issue 5, docs/security.md). */
+  security: SecurityConfig;
+  /** Resumable uploads (tus): expiry of unfinished uploads and the sweep timer. */
+  tus: { expiryMs: number; sweepIntervalMs: number; lock: 'bucket' | 'process' };
   /** Processing jobs (issue 3; docs/jobs.md). */
   jobs: JobsConfig;
 }
@@ -204,20 +275,157 @@ export interface JobsConfig {
   webhook: { url: string; secret: string; maxAttempts: number; backoffMs: number; timeoutMs: number } | undefined;
 }
 
+// --- security (issue 5) ---
+export const SCOPES = ['files:read', 'files:write', 'files:delete', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+const apiKeySchema = z.object({
+  /** Names the key in logs and revocations (subject `apikey:<id>`). */
+  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+  /** sha256 of the whole key, lowercase hex: the key itself is never stored. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  tenant: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/),
+  scopes: z.array(z.enum(SCOPES)).min(1),
+  /** Acts as the key's issue time for revocation: a revocation after it refuses the key. */
+  createdAt: z.iso.datetime().optional(),
+});
+export type ApiKeyEntry = z.infer<typeof apiKeySchema>;
+
+export interface SecurityConfig {
+  /** False when no JWT secret, JWKS or API key is configured: open, loopback only. */
+  authEnabled: boolean;
+  jwt: {
+    secret: string | undefined;
+    jwksUrl: string | undefined;
+    algorithms: readonly string[];
+    issuer: string | undefined;
+    audience: string | undefined;
+    clockSkewS: number;
+    tenantClaim: string;
+    jwksCacheMs: number;
+    jwksCooldownMs: number;
+  };
+  apiKeys: readonly ApiKeyEntry[];
+  revocationCacheMs: number;
+  links: { secret: string; ephemeralSecret: boolean; defaultTtlS: number; maxTtlS: number; publicUrl: string | undefined };
+  rateLimit: { perIp: number; perSubject: number; windowMs: number };
+  tenantMaxConcurrentUploads: number;
+  /** 0: no quota. */
+  tenantQuotaBytes: number;
+  tenantQuotaCacheMs: number;
+  maxConnections: number;
+  corsOrigins: readonly string[];
+  trustProxy: readonly string[];
+}
+
+/** `NAME` or the contents of the file named by `NAME_FILE` (trailing newline dropped); not both. */
+function withSecretFiles(env: Env, names: readonly string[]): Env {
+  const out: Env = { ...env };
+  for (const name of names) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined) continue;
+    if (env[name] !== undefined) throw new ConfigError(`invalid ${name}_FILE: set ${name} or ${name}_FILE, not both`);
+    try {
+      out[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new ConfigError(`invalid ${name}_FILE: cannot read ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  return out;
+}
+
+const SECRET_VARS = ['SLUICE_AUTH_JWT_SECRET', 'SLUICE_AUTH_API_KEYS', 'SLUICE_LINK_SECRET', 'SLUICE_S3_SECRET_ACCESS_KEY'] as const;
+
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost' || host === '::1' || host === '[::1]') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
+}
+
+function securityConfig(e: z.infer<typeof envSchema>): SecurityConfig {
+  let apiKeys: ApiKeyEntry[] = [];
+  if (e.SLUICE_AUTH_API_KEYS !== undefined) {
+    let json: unknown;
+    try {
+      json = JSON.parse(e.SLUICE_AUTH_API_KEYS);
+    } catch {
+      throw new ConfigError('invalid SLUICE_AUTH_API_KEYS: not JSON (expected an array of { id, sha256, tenant, scopes })');
+    }
+    const parsed = z.array(apiKeySchema).safeParse(json);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0]!;
+      throw new ConfigError(`invalid SLUICE_AUTH_API_KEYS: ${i.path.join('.')}: ${i.message}`);
+    }
+    apiKeys = parsed.data;
+    const ids = new Set(apiKeys.map((k) => k.id));
+    if (ids.size !== apiKeys.length) throw new ConfigError('invalid SLUICE_AUTH_API_KEYS: duplicate id');
+  }
+  const jwtOn = e.SLUICE_AUTH_JWT_SECRET !== undefined || e.SLUICE_AUTH_JWKS_URL !== undefined;
+  if (jwtOn && (!e.SLUICE_AUTH_ISSUER || !e.SLUICE_AUTH_AUDIENCE)) {
+    throw new ConfigError('invalid SLUICE_AUTH_ISSUER/SLUICE_AUTH_AUDIENCE: both are required when JWTs are configured');
+  }
+  const authEnabled = jwtOn || apiKeys.length > 0;
+  if (!authEnabled && !isLoopbackHost(e.HOST)) {
+    throw new ConfigError(
+      `invalid HOST: refusing to listen on ${e.HOST} without authentication; set SLUICE_AUTH_JWT_SECRET, SLUICE_AUTH_JWKS_URL or SLUICE_AUTH_API_KEYS, or HOST=127.0.0.1 for local use`,
+    );
+  }
+  if (e.SLUICE_LINK_DEFAULT_TTL_S > e.SLUICE_LINK_MAX_TTL_S) {
+    throw new ConfigError('invalid SLUICE_LINK_DEFAULT_TTL_S: longer than SLUICE_LINK_MAX_TTL_S');
+  }
+  return {
+    authEnabled,
+    jwt: {
+      secret: e.SLUICE_AUTH_JWT_SECRET,
+      jwksUrl: e.SLUICE_AUTH_JWKS_URL,
+      algorithms: e.SLUICE_AUTH_JWT_ALGORITHMS,
+      issuer: e.SLUICE_AUTH_ISSUER,
+      audience: e.SLUICE_AUTH_AUDIENCE,
+      clockSkewS: e.SLUICE_AUTH_CLOCK_SKEW_S,
+      tenantClaim: e.SLUICE_AUTH_TENANT_CLAIM,
+      jwksCacheMs: e.SLUICE_AUTH_JWKS_CACHE_MS,
+      jwksCooldownMs: e.SLUICE_AUTH_JWKS_COOLDOWN_MS,
+    },
+    apiKeys,
+    revocationCacheMs: e.SLUICE_AUTH_REVOCATION_CACHE_MS,
+    links: {
+      secret: e.SLUICE_LINK_SECRET ?? randomBytes(32).toString('base64url'),
+      ephemeralSecret: e.SLUICE_LINK_SECRET === undefined,
+      defaultTtlS: e.SLUICE_LINK_DEFAULT_TTL_S,
+      maxTtlS: e.SLUICE_LINK_MAX_TTL_S,
+      publicUrl: e.SLUICE_PUBLIC_URL?.replace(/\/+$/, ''),
+    },
+    rateLimit: { perIp: e.SLUICE_RATE_LIMIT_PER_IP, perSubject: e.SLUICE_RATE_LIMIT_PER_SUBJECT, windowMs: e.SLUICE_RATE_LIMIT_WINDOW_MS },
+    tenantMaxConcurrentUploads: e.SLUICE_TENANT_MAX_CONCURRENT_UPLOADS,
+    tenantQuotaBytes: e.SLUICE_TENANT_QUOTA_BYTES,
+    tenantQuotaCacheMs: e.SLUICE_TENANT_QUOTA_CACHE_MS,
+    maxConnections: e.SLUICE_MAX_CONNECTIONS,
+    corsOrigins: e.SLUICE_CORS_ORIGINS ?? [],
+    trustProxy: e.SLUICE_TRUST_PROXY ?? [],
+  };
+}
+// --- end security ---
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
 /** Parse the environment. Throws ConfigError with one line per bad variable. */
-export function loadConfig(env: Env = process.env): Readonly<Config> {
+export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
+  const env = withSecretFiles(rawEnv, SECRET_VARS); // security (issue 5): *_FILE secrets
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `invalid ${i.path.join('.')}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`);
+    const lines = parsed.error.issues.map((i) => {
+      const name = String(i.path[0]);
+      // Never echo a secret back (logs, terminals).
+      const got = (SECRET_VARS as readonly string[]).includes(name) ? '[redacted]' : JSON.stringify(env[name]);
+      return `invalid ${i.path.join('.')}: ${i.message} (got ${got})`;
+    });
     throw new ConfigError(lines.join('\n'));
   }
   const e = parsed.data;
   const kind = e.SLUICE_STORAGE ?? (e.SLUICE_S3_BUCKET ? 's3' : 'fs');
   if (kind === 's3' && !e.SLUICE_S3_BUCKET) throw new ConfigError('invalid SLUICE_S3_BUCKET: required when SLUICE_STORAGE=s3');
+  if (kind === 'fs' && e.SLUICE_TUS_LOCK === 'bucket') throw new ConfigError('invalid SLUICE_TUS_LOCK: bucket needs the S3 backend');
   if ((e.SLUICE_S3_ACCESS_KEY_ID === undefined) !== (e.SLUICE_S3_SECRET_ACCESS_KEY === undefined)) {
     throw new ConfigError('invalid SLUICE_S3_SECRET_ACCESS_KEY: set both SLUICE_S3_ACCESS_KEY_ID and SLUICE_S3_SECRET_ACCESS_KEY, or neither');
   }
@@ -266,6 +474,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     uploadBufferBytes: e.SLUICE_UPLOAD_BUFFER_BYTES,
     jobs: jobsConfig(e),
+    security: securityConfig(e),
+    tus: {
+      expiryMs: e.SLUICE_TUS_EXPIRY_MS,
+      sweepIntervalMs: e.SLUICE_TUS_SWEEP_INTERVAL_MS,
+      lock: e.SLUICE_TUS_LOCK ?? (kind === 's3' ? 'bucket' : 'process'),
+    },
   };
   return deepFreeze(config);
 }

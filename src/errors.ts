@@ -53,6 +53,22 @@ export const errorCatalogue = {
   IMAGE_INVALID: { status: 422, message: 'The image is corrupt, truncated or in an unsupported format' },
   IMAGE_TOO_LARGE: { status: 422, message: 'The image exceeds the decoded pixel limit' },
   JOB_TIMEOUT: { status: 503, message: 'The job exceeded its time limit' },
+  // --- security (issue 5): docs/security.md ---
+  AUTH_REQUIRED: { status: 401, message: 'Authentication is required' },
+  INVALID_CREDENTIALS: { status: 401, message: 'The token or API key is not valid' },
+  TOKEN_REVOKED: { status: 401, message: 'The token or API key has been revoked' },
+  INSUFFICIENT_SCOPE: { status: 403, message: 'The token lacks the scope this route needs' },
+  LINK_INVALID: { status: 403, message: 'The link is not valid' },
+  LINK_EXPIRED: { status: 403, message: 'The link has expired' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests; retry later' },
+  TOO_MANY_UPLOADS: { status: 429, message: 'Too many uploads in progress for this tenant; retry later' },
+  QUOTA_EXCEEDED: { status: 507, message: 'The tenant\'s storage quota is used up' },
+  AUTH_UNAVAILABLE: { status: 503, message: 'The token issuer\'s keys cannot be fetched; retry later' },
+
+  // --- resumable uploads (tus, docs/tus.md) ---
+  CHECKSUM_ALGORITHM_UNSUPPORTED: { status: 400, message: 'The Upload-Checksum algorithm is not supported (use sha1, sha256 or md5)' },
+  // 460 is the tus checksum extension's status; the PATCH's bytes were discarded.
+  UPLOAD_CHECKSUM_MISMATCH: { status: 460, message: 'The PATCH body does not match its Upload-Checksum' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -10,7 +10,8 @@ export function expectedSha256(headers: Record<string, string | string[] | undef
     // A dictionary of algorithm=:bytes:; only sha-256 is acted on, others ignored.
     const m = /(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/=]+):/i.exec(cd);
     if (m) found.push(decode(m[1]!));
-    else if (!/=\s*:/.test(cd)) throw new SluiceError('INVALID_DIGEST');
+    // A sha-256 member in any other shape is malformed, not absent: never skip a digest the client asked for.
+    else if (!/=\s*:/.test(cd) || /(?:^|,)\s*sha-256\s*=/i.test(cd)) throw new SluiceError('INVALID_DIGEST');
   }
   const amz = headerValue(headers['x-amz-checksum-sha256']);
   if (amz !== undefined) found.push(decode(amz.trim()));

@@ -13,6 +13,13 @@ import { uploadMultipartRoute } from './upload-multipart.ts';
 import { uploadRawRoute } from './upload-raw.ts';
 import { getVariantRoute } from './get-variant.ts';
 import { jobsStatsRoute } from './jobs-stats.ts';
+// security (issue 5)
+import { adminRevokeRoute } from './admin-revoke.ts';
+import { createLinkRoute } from './create-link.ts';
+import { getLinkRoute } from './get-link.ts';
+// resumable uploads (tus) and the upload page
+import { tusUploadsRoute } from './tus-uploads.ts';
+import { webPageRoute } from './web-page.ts';
 
 export interface RouteOptions {
   deps: AppDeps;
@@ -27,6 +34,7 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
     });
     await scope.register(uploadMultipartRoute, opts);
     await scope.register(uploadRawRoute, opts);
+    await scope.register(tusUploadsRoute, opts); // resumable uploads (tus)
   });
   await app.register(listFilesRoute, opts);
   await app.register(getFileRoute, opts);
@@ -35,4 +43,9 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
   // processing jobs (issue 3)
   await app.register(getVariantRoute, opts);
   await app.register(jobsStatsRoute, opts);
+  // security (issue 5): revocation, signed links
+  await app.register(adminRevokeRoute, opts);
+  await app.register(createLinkRoute, opts);
+  await app.register(getLinkRoute, opts);
+  await app.register(webPageRoute); // the upload page at /
 }

@@ -1,0 +1,112 @@
+// Authentication and authorization for every /v1 route, in one onRequest hook:
+//   1. per-IP rate limit (before any credential work, so floods stay cheap);
+//   2. routes marked `config.public` (signed links) stop here;
+//   3. the token or API key is verified and checked against revocations;
+//      request.tenant and request.principal are set;
+//   4. per-subject rate limit;
+//   5. the route's `config.scope` must be among the principal's scopes.
+// A /v1 route that declares no scope is refused (fail closed) and logged.
+// With no auth configured (loopback only, see config.ts) every request acts
+// for DEFAULT_TENANT with every scope. The checks themselves live in
+// src/core/auth/, which knows nothing of Fastify.
+
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { AppDeps } from '../../app.ts';
+import type { Scope } from '../../config.ts';
+import { Authenticator } from '../../core/auth/authenticator.ts';
+import type { Principal } from '../../core/auth/principal.ts';
+import { RevocationStore } from '../../core/auth/revocations.ts';
+import { DEFAULT_TENANT } from '../../core/keys.ts';
+import { SluiceError } from '../../errors.ts';
+import '../types.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified caller; undefined on public routes and when auth is off. */
+    principal: Principal | undefined;
+  }
+  interface FastifyContextConfig {
+    /** The route needs no credentials (it checks its own signature, as signed links do). */
+    public?: boolean;
+  }
+  interface FastifyInstance {
+    /** Shared with the admin route, so a revocation takes effect at once on this instance. */
+    revocations: RevocationStore;
+  }
+}
+
+type Limiter = (req: FastifyRequest) => Promise<{ isExceeded: boolean; ttlInSeconds: number; max: number }>;
+
+async function authPlugin(app: FastifyInstance, { deps }: { deps: AppDeps }): Promise<void> {
+  const sec = deps.config.security;
+  const revocations = new RevocationStore(deps.storage, deps.config.keyPrefix, sec.revocationCacheMs);
+  const authenticator = new Authenticator(sec, revocations);
+  app.decorate('revocations', revocations);
+  app.decorateRequest('principal', undefined);
+
+  if (!sec.authEnabled) {
+    app.log.warn({ host: deps.config.host }, 'authentication is off: every request acts for the default tenant with every scope (allowed on loopback only)');
+  }
+  if (sec.links.ephemeralSecret) {
+    app.log.warn('SLUICE_LINK_SECRET is not set: signed links use a random per-process key and stop working on restart or on other instances');
+  }
+
+  // global: false — limits are applied explicitly below, in a known order.
+  await app.register(rateLimit, { global: false });
+  const byIp = limiter(app, sec.rateLimit.perIp, sec.rateLimit.windowMs, (r) => `ip:${r.ip}`);
+  const bySubject = limiter(app, sec.rateLimit.perSubject, sec.rateLimit.windowMs, (r) => `sub:${r.tenant}:${r.principal?.subject ?? ''}`);
+
+  app.addHook('onRequest', async (request) => {
+    const url = request.routeOptions.url;
+    // Health, readiness, metrics, 404s and CORS preflights are not /v1 routes.
+    if (url === undefined || !url.startsWith('/v1/')) return;
+    await enforce(byIp, request);
+    const cfg = request.routeOptions.config;
+    if (cfg.public) return;
+    const scope = cfg.scope as Scope | undefined;
+    if (scope === undefined) {
+      request.log.error({ url }, 'route declares no scope: refused');
+      throw new SluiceError('INSUFFICIENT_SCOPE', { message: 'This route declares no scope and is closed' });
+    }
+    if (!sec.authEnabled) {
+      request.tenant = DEFAULT_TENANT;
+      return;
+    }
+    const principal = await authenticator.authenticate({
+      authorization: request.headers.authorization,
+      apiKey: headerString(request.headers['x-api-key']),
+    });
+    request.principal = principal;
+    request.tenant = principal.tenant;
+    request.log = request.log.child({ tenant: principal.tenant, sub: principal.subject });
+    await enforce(bySubject, request);
+    if (!principal.scopes.has(scope)) {
+      throw new SluiceError('INSUFFICIENT_SCOPE', {
+        details: { required: scope },
+        headers: { 'www-authenticate': `Bearer error="insufficient_scope", scope="${scope}"` },
+      });
+    }
+  });
+}
+
+function limiter(app: FastifyInstance, max: number, timeWindow: number, keyGenerator: (r: FastifyRequest) => string): Limiter | undefined {
+  if (max === 0) return undefined;
+  return app.createRateLimit({ max, timeWindow, keyGenerator }) as Limiter;
+}
+
+async function enforce(limit: Limiter | undefined, request: FastifyRequest): Promise<void> {
+  if (!limit) return;
+  const r = await limit(request);
+  if (r.isExceeded) {
+    throw new SluiceError('RATE_LIMITED', { headers: { 'retry-after': String(Math.max(1, r.ttlInSeconds)) }, details: { limit: r.max } });
+  }
+}
+
+function headerString(v: string | string[] | undefined): string | undefined {
+  // A repeated X-API-Key is ambiguous: refuse rather than pick one.
+  return Array.isArray(v) ? '\0' : v;
+}
+
+export const auth = fp(authPlugin, { name: 'sluice-auth', dependencies: ['sluice-error-handler'] });

@@ -1,0 +1,93 @@
+// POST|HEAD|PATCH|DELETE|OPTIONS /v1/uploads[/:id] — resumable uploads, tus 1.0
+// (core, creation, creation-with-upload, creation-defer-length, termination,
+// expiration, checksum). The protocol is @tus/server's; this route hands it
+// each request as a web Request carrying the tenant, streams the body through
+// unread by Fastify, and renders sluice's own refusals as the usual JSON
+// errors (with Tus-Resumable). Registered in the upload context, whose
+// content-type parser passes bodies through untouched. See docs/tus.md.
+
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { TUS_RESUMABLE } from '@tus/utils';
+import { CHECKSUM_ALGORITHMS, parseUploadChecksum, spoolVerified, type SpooledBody } from '../../tus/checksum.ts';
+import { TUS_PATH, createTusService, type TusRequestContext } from '../../tus/service.ts';
+import type { RouteOptions } from './index.ts';
+
+const METHODS = ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
+  const { config } = deps;
+  const tus = createTusService({ config, storage: deps.storage, log: deps.log, shutdownSignal: deps.shutdownSignal });
+  app.addHook('onClose', () => tus.close());
+
+  if (config.tus.sweepIntervalMs > 0) {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      tus
+        .sweep()
+        .catch((err: unknown) => deps.log.error({ err }, 'tus expiry sweep failed'))
+        .finally(() => {
+          running = false;
+        });
+    }, config.tus.sweepIntervalMs);
+    timer.unref();
+    app.addHook('onClose', async () => clearInterval(timer));
+  }
+
+  async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    reply.header('tus-resumable', TUS_RESUMABLE);
+    let spooled: SpooledBody | undefined;
+    try {
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(request.headers)) {
+        if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+      }
+      let body: ReadableStream<Uint8Array> | undefined;
+      if (request.method === 'PATCH' || request.method === 'POST') {
+        const checksum = request.headers['upload-checksum'];
+        if (typeof checksum === 'string' && request.method === 'PATCH') {
+          spooled = await spoolVerified(request.raw.iterator({ destroyOnReturn: false }), parseUploadChecksum(checksum), {
+            maxBytes: config.limits.fileBytes,
+            signal: clientGone(reply),
+          });
+          headers.set('content-length', String(spooled.size));
+          body = Readable.toWeb(spooled.open()) as ReadableStream<Uint8Array>;
+        } else {
+          body = Readable.toWeb(request.raw) as ReadableStream<Uint8Array>;
+        }
+      }
+      // A fixed origin: @tus/server reads only the path (Locations are relative), and a hostile Host header cannot break the URL.
+      const webRequest = new Request(`http://sluice.invalid${request.url}`, {
+        method: request.method,
+        headers,
+        ...(body ? { body, duplex: 'half' } : {}),
+      });
+      const ctx: TusRequestContext = { tenant: request.tenant, log: request.log };
+      tus.contexts.set(webRequest, ctx);
+      const res = await tus.server.handleWeb(webRequest);
+      if (ctx.error !== undefined) throw ctx.error;
+      res.headers.forEach((value, name) => {
+        if (name !== 'content-length') reply.header(name, value);
+      });
+      if (request.method === 'OPTIONS') reply.header('tus-checksum-algorithm', CHECKSUM_ALGORITHMS.join(','));
+      const text = res.body ? await res.text() : '';
+      return reply.code(res.status).send(text === '' ? undefined : text);
+    } finally {
+      await spooled?.remove();
+    }
+  }
+
+  for (const url of [TUS_PATH, `${TUS_PATH}/:id`]) {
+    app.route({ method: [...METHODS], url, exposeHeadRoute: false, config: { scope: 'files:write' }, handler: handle });
+  }
+}
+
+function clientGone(reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) ac.abort();
+  });
+  return ac.signal;
+}

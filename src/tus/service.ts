@@ -1,0 +1,148 @@
+// The tus 1.0 server (@tus/server) configured for sluice: uploads keyed by
+// tenant at the file's final key, Upload-Length bounded by the file size
+// limit, termination refused once finished, the S3 lock when the store is
+// shared, and the finish hook that turns a complete upload into a committed
+// file. Nothing here imports fastify: routes/tus-uploads.ts hands each
+// request in as a web Request with its context registered in `contexts`.
+
+import { MemoryLocker, Server } from '@tus/server';
+import type { Locker, Upload } from '@tus/utils';
+import type { Config } from '../config.ts';
+import type { CoreLog } from '../core/ingest.ts';
+import { deleteFileObjects } from '../core/files.ts';
+import { fileKeys, isFileId, newFileId } from '../core/keys.ts';
+import { sanitizeFileName } from '../core/names.ts';
+import { isSluiceError } from '../errors.ts';
+import { S3Storage, translate } from '../storage/s3.ts';
+import { bytesOf, type Storage } from '../storage/storage.ts';
+import { finishUpload, removeUpload } from './finish.ts';
+import { lockKey, parseUploadKey, pendingKey, uploadKey, type UploadRef } from './keys.ts';
+import { S3Locker } from './s3-locker.ts';
+import { createTusStore, type TusStore } from './store.ts';
+import { sweepExpiredUploads, type SweepResult } from './sweep.ts';
+
+export const TUS_PATH = '/v1/uploads';
+/** Response headers naming the committed file, sent with the answer to the last PATCH. */
+export const FILE_ID_HEADER = 'Sluice-File-Id';
+export const FILE_URL_HEADER = 'Sluice-File-Url';
+
+export interface TusRequestContext {
+  tenant: string;
+  log: CoreLog;
+  /** Set when the answer is one of our coded errors, so the route renders it as JSON. */
+  error?: unknown;
+}
+
+export interface TusService {
+  server: Server;
+  store: TusStore;
+  /** Per-request context, keyed by the web Request handed to the server. */
+  contexts: WeakMap<Request, TusRequestContext>;
+  sweep(opts?: { now?: Date }): Promise<SweepResult>;
+  /** Give back the bucket locks this instance keeps idle (shutdown). */
+  close(): Promise<void>;
+}
+
+export interface TusDeps {
+  config: Readonly<Config>;
+  storage: Storage;
+  log: CoreLog;
+  shutdownSignal?: AbortSignal | undefined;
+}
+
+export function createTusService(deps: TusDeps): TusService {
+  const { config, storage } = deps;
+  const prefix = config.keyPrefix;
+  const contexts = new WeakMap<Request, TusRequestContext>();
+  const ctxOf = (req: Request): TusRequestContext => {
+    const c = contexts.get(req);
+    if (!c) throw new Error('tus request without a sluice context');
+    return c;
+  };
+  const refOf = (key: string): UploadRef => {
+    const ref = parseUploadKey(prefix, key);
+    if (!ref) throw new Error(`not a tus upload key: ${key}`);
+    return ref;
+  };
+  const store: TusStore = createTusStore(config, {
+    onRefused: (key) => removeUpload({ ...deps, store }, refOf(key)),
+    exists: async (key) => (await storage.head(key)) !== null,
+    onRemoved: async (key) => {
+      const ref = refOf(key);
+      // Termination is refused for finished uploads; a manifest here would mean a bug, so never touch a committed file.
+      if (await storage.head(fileKeys(prefix, ref.tenant, ref.id).manifest)) return;
+      await deleteFileObjects(storage, prefix, ref.tenant, ref.id);
+      await storage.delete(pendingKey(prefix, ref));
+    },
+  });
+  const locker: Locker =
+    storage instanceof S3Storage && config.tus.lock === 'bucket'
+      ? new S3Locker({ client: storage.client, bucket: storage.bucket, keyFor: (key) => lockKey(prefix, refOf(key)) })
+      : new MemoryLocker();
+  const never = new AbortController().signal;
+
+  const server = new Server({
+    path: TUS_PATH,
+    datastore: store,
+    locker,
+    maxSize: config.limits.fileBytes,
+    disableTerminationForFinishedUploads: true,
+    exposedHeaders: ['Upload-Expires', FILE_ID_HEADER, FILE_URL_HEADER],
+    namingFunction: (req) => uploadKey(prefix, { tenant: ctxOf(req).tenant, id: newFileId() }),
+    getFileIdFromRequest: (req, lastPath) =>
+      lastPath !== undefined && isFileId(lastPath) ? uploadKey(prefix, { tenant: ctxOf(req).tenant, id: lastPath }) : undefined,
+    // Relative, so it stays right behind TLS-terminating proxies; clients resolve it against the endpoint.
+    generateUrl: (_req, { path, id }) => `${path}/${refOf(id).id}`,
+    onUploadCreate: async (_req, upload: Upload) => {
+      // The sweep's index: written before the store creates anything.
+      const ref = refOf(upload.id);
+      const marker = { tenant: ref.tenant, id: ref.id, size: upload.size ?? null, createdAt: new Date().toISOString() };
+      await storage.put(pendingKey(prefix, ref), bytesOf(Buffer.from(JSON.stringify(marker))), { contentType: 'application/json' });
+      return { metadata: upload.metadata ?? {} };
+    },
+    onUploadFinish: async (req, upload: Upload) => {
+      const ctx = ctxOf(req);
+      const ref = refOf(upload.id);
+      // Idempotent: a repeated final PATCH (a client that lost the first answer) finds the commit.
+      if (!(await storage.head(fileKeys(prefix, ref.tenant, ref.id).manifest))) {
+        const staged = await finishUpload(
+          { config, storage, log: ctx.log, store },
+          {
+            ...ref,
+            size: upload.size ?? upload.offset,
+            name: sanitizeFileName(upload.metadata?.filename ?? upload.metadata?.name),
+            declaredType: upload.metadata?.filetype ?? upload.metadata?.type ?? undefined,
+            // Not the client's signal: the bytes are all here, so a client gone now still gets its file.
+            signal: deps.shutdownSignal ?? never,
+          },
+        );
+        ctx.log.info({ upload: { tus: true, id: staged.id, bytes: staged.size, type: staged.type.mime, outcome: 'committed' } }, 'upload committed');
+      }
+      return { headers: { [FILE_ID_HEADER]: ref.id, [FILE_URL_HEADER]: `/v1/files/${ref.id}` } };
+    },
+    onResponseError: (req, err) => {
+      const ctx = contexts.get(req);
+      if (isSluiceError(err)) {
+        if (ctx) ctx.error = err;
+        return { status_code: err.status, body: err.message };
+      }
+      if (err instanceof Error) {
+        // Not one of tus's protocol answers ({ status_code, body }): a storage or programming failure.
+        const mapped = '$metadata' in err ? translate(err) : err;
+        if (ctx) ctx.error = mapped;
+        if (!isSluiceError(mapped) || mapped.status >= 500) ctx?.log.error({ err }, 'tus request failed');
+      }
+      return undefined;
+    },
+  });
+
+  return {
+    server,
+    store,
+    contexts,
+    sweep: (opts = {}) => sweepExpiredUploads({ config, storage, log: deps.log, store }, opts),
+    close: async () => {
+      if (locker instanceof S3Locker) await locker.releaseAll();
+    },
+  };
+}

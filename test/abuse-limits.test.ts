@@ -1,0 +1,86 @@
+// Abuse limits: per-IP and per-subject rate limits answer 429 RATE_LIMITED
+// with Retry-After; a tenant past its concurrent-upload cap gets 429
+// TOO_MANY_UPLOADS while other tenants upload freely, and the slot comes back
+// when an upload ends.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Readable } from 'node:stream';
+import { request } from 'undici';
+import { bearer, hsEnv, hsToken } from './helpers/auth.ts';
+import { call } from './helpers/http.ts';
+import { startServer, type TestServer } from './helpers/server.ts';
+
+describe('rate limits', () => {
+  let srv: TestServer;
+  before(async () => {
+    srv = await startServer({ env: hsEnv({ SLUICE_RATE_LIMIT_PER_IP: '12', SLUICE_RATE_LIMIT_PER_SUBJECT: '4', SLUICE_RATE_LIMIT_WINDOW_MS: '60000' }) });
+  });
+  after(() => srv.close());
+
+  test('per subject: the fifth request of a token in the window is 429 with Retry-After; another subject is unaffected', async () => {
+    const a = bearer(await hsToken({ sub: 'a' }));
+    const b = bearer(await hsToken({ sub: 'b' }));
+    for (let i = 0; i < 4; i++) assert.equal((await call(`${srv.url}/v1/files`, { headers: a })).status, 200);
+    const r = await call(`${srv.url}/v1/files`, { headers: a });
+    assert.equal(r.status, 429);
+    assert.equal(r.json<{ error: { code: string } }>().error.code, 'RATE_LIMITED');
+    assert.ok(Number(r.headers['retry-after']) >= 1 && Number(r.headers['retry-after']) <= 60, String(r.headers['retry-after']));
+    assert.equal((await call(`${srv.url}/v1/files`, { headers: b })).status, 200);
+  });
+
+  test('per IP: unauthenticated floods are limited too; /health never is', async () => {
+    let limited: number | undefined;
+    for (let i = 0; i < 20 && limited === undefined; i++) {
+      const r = await call(`${srv.url}/v1/files`, { headers: { authorization: 'Bearer junk' } });
+      if (r.status === 429) limited = i;
+      else assert.equal(r.status, 401);
+    }
+    assert.ok(limited !== undefined, 'never limited');
+    assert.equal((await call(`${srv.url}/health`)).status, 200);
+  });
+});
+
+describe('concurrent uploads per tenant', () => {
+  let srv: TestServer;
+  before(async () => {
+    srv = await startServer({ env: hsEnv({ SLUICE_TENANT_MAX_CONCURRENT_UPLOADS: '2', SLUICE_RATE_LIMIT_PER_IP: '0', SLUICE_RATE_LIMIT_PER_SUBJECT: '0' }) });
+  });
+  after(() => srv.close());
+
+  /** An upload whose body is held open until `finish` is called. */
+  function heldUpload(headers: Record<string, string>) {
+    let finish!: () => void;
+    const held = new Promise<void>((resolve) => (finish = resolve));
+    async function* body() {
+      yield Buffer.from('hello ');
+      await held;
+      yield Buffer.from('world');
+    }
+    const res = request(`${srv.url}/v1/files/held.txt`, { method: 'PUT', headers: { ...headers, 'content-type': 'text/plain' }, body: Readable.from(body()) });
+    return { finish, res };
+  }
+
+  test('the third concurrent upload of a tenant is 429 TOO_MANY_UPLOADS; other tenants and later uploads pass', async () => {
+    const acme = bearer(await hsToken({ tenant: 'acme' }));
+    const beta = bearer(await hsToken({ tenant: 'beta' }));
+    const u1 = heldUpload(acme);
+    const u2 = heldUpload(acme);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const third = await call(`${srv.url}/v1/files/x.txt`, { method: 'PUT', headers: { ...acme, 'content-type': 'text/plain' }, body: 'x' });
+    assert.equal(third.status, 429);
+    assert.equal(third.json<{ error: { code: string } }>().error.code, 'TOO_MANY_UPLOADS');
+    assert.ok(third.headers['retry-after']);
+    const other = await call(`${srv.url}/v1/files/x.txt`, { method: 'PUT', headers: { ...beta, 'content-type': 'text/plain' }, body: 'x' });
+    assert.equal(other.status, 201);
+    u1.finish();
+    u2.finish();
+    for (const u of [u1, u2]) {
+      const r = await u.res;
+      assert.equal(r.statusCode, 201);
+      await r.body.dump();
+    }
+    const later = await call(`${srv.url}/v1/files/x.txt`, { method: 'PUT', headers: { ...acme, 'content-type': 'text/plain' }, body: 'x' });
+    assert.equal(later.status, 201);
+  });
+});
