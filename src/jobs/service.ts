@@ -127,7 +127,8 @@ export class JobService implements JobQueue {
     const settled = Promise.allSettled([...this.#inflight]);
     await Promise.race([settled, sleep(graceMs, undefined, { ref: false })]);
     this.#stop.abort(new LeftPending('closing'));
-    await this.#pool?.destroy();
+    // Bounded: a thread stuck in native code must not hold shutdown hostage.
+    await Promise.race([this.#pool?.destroy(), sleep(5_000, undefined, { ref: false })]);
     await Promise.race([Promise.allSettled([...this.#inflight]), sleep(2_000, undefined, { ref: false })]);
   }
 
