@@ -28,6 +28,12 @@ import './http/types.ts';
 import { createLogger } from './logger.ts';
 import type { Storage } from './storage/storage.ts';
 import type { JobService } from './jobs/service.ts';
+// operations (issue 6)
+import { httpMetrics } from './http/plugins/http-metrics.ts';
+import { loadShedding } from './http/plugins/load-shedding.ts';
+import { openApi } from './http/plugins/openapi.ts';
+import { SluiceMetrics } from './metrics.ts';
+import { InstrumentedStorage } from './storage/instrumented.ts';
 
 export interface AppDeps {
   config: Readonly<Config>;
@@ -38,10 +44,22 @@ export interface AppDeps {
   shutdownSignal?: AbortSignal;
   /** Processing jobs (issue 3): committed files are handed to it; absent, they wait for the next start. */
   jobs?: JobService;
+  // --- operations (issue 6) ---
+  /** Aborted when shutdown begins: /ready answers 503 and new uploads are refused. */
+  drainSignal?: AbortSignal;
+  /** Prometheus series; absent when SLUICE_METRICS=false. */
+  metrics?: SluiceMetrics;
+  /** In a cluster worker: the metrics of every worker, aggregated by the primary. */
+  clusterMetrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
 export function defaultDeps(config: Readonly<Config>, storage: Storage, log: Logger = createLogger(config)): AppDeps {
-  return { config, storage, budget: new BufferBudget(config.uploadBufferBytes), log };
+  const budget = new BufferBudget(config.uploadBufferBytes);
+  // operations (issue 6): storage operations are measured by wrapping the adapter.
+  if (!config.ops.metrics) return { config, storage, budget, log };
+  const metrics = new SluiceMetrics({ uvThreadpoolSize: config.ops.uvThreadpoolSize });
+  metrics.setSources({ budget: () => ({ used: budget.used, capacity: budget.capacity, waiting: budget.waiting }) });
+  return { config, storage: new InstrumentedStorage(storage, metrics), budget, log, metrics };
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -83,6 +101,10 @@ export async function buildApp(appDeps: AppDeps) {
     }
   });
   await app.register(errorHandler);
+  // operations (issue 6): before the routes, so their hooks and the OpenAPI collector see every route.
+  await app.register(loadShedding, { shed: config.ops.shed, budget: deps.budget, metrics: deps.metrics });
+  if (deps.metrics) await app.register(httpMetrics, { metrics: deps.metrics });
+  if (config.ops.docs) await app.register(openApi);
   // security (issue 5): headers + CORS, then authentication (sets request.tenant), then per-tenant upload cap
   await app.register(hardening, { config });
   await app.register(auth, { deps });

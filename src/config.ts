@@ -131,8 +131,6 @@ const envSchema = z.object({
   SLUICE_IMAGE_FAIL_ON: z.enum(['none', 'truncated', 'error', 'warning']).default('error'),
   /** libvips threads per image job (sharp.concurrency), per worker thread. */
   SLUICE_SHARP_CONCURRENCY: int(1, 64).default(1),
-  /** libuv threadpool size; libuv reads it itself at start-up: set it in the environment, sluice only reports it. */
-  UV_THREADPOOL_SIZE: int(1, 1024).default(4),
   /** Completion webhook: POSTed each file's manifest once its jobs have all ended. Unset: no webhook. */
   SLUICE_WEBHOOK_URL: z.url().optional(),
   /** HMAC-SHA256 key for the X-Sluice-Signature header; required with SLUICE_WEBHOOK_URL. */
@@ -179,9 +177,9 @@ const envSchema = z.object({
   /** Public base URL for signed links (https://files.example.com); unset: taken from the request's Host. */
   SLUICE_PUBLIC_URL: z.url().optional(),
   /** Requests per window per client IP on /v1 routes (0: no limit). */
-  SLUICE_RATE_LIMIT_PER_IP: int(0).default(1200),
+  SLUICE_RATE_LIMIT_PER_IP: int(0).default(12_000),
   /** Requests per window per authenticated subject (token or API key; 0: no limit). */
-  SLUICE_RATE_LIMIT_PER_SUBJECT: int(0).default(600),
+  SLUICE_RATE_LIMIT_PER_SUBJECT: int(0).default(12_000),
   SLUICE_RATE_LIMIT_WINDOW_MS: int(1000).default(60_000),
   /** Uploads one tenant may run at once (0: no cap); more get 429 TOO_MANY_UPLOADS. */
   SLUICE_TENANT_MAX_CONCURRENT_UPLOADS: int(0).default(16),
@@ -207,6 +205,39 @@ const envSchema = z.object({
    * default; on S3 only with a single instance or sticky routing by upload URL).
    */
   SLUICE_TUS_LOCK: z.enum(['bucket', 'process']).optional(),
+  // --- operations (issue 6): shutdown, metrics, reaper, load shedding, cluster; docs/operations.md ---
+  /** Time in-flight requests get to finish after SIGTERM/SIGINT before uploads are aborted. */
+  SLUICE_SHUTDOWN_GRACE_MS: int(0).default(30_000),
+  /** After SIGTERM, keep listening (with /ready 503) this long so a load balancer notices, then stop accepting. */
+  SLUICE_SHUTDOWN_DRAIN_DELAY_MS: int(0).default(0),
+  /** After the grace period, time aborted uploads get to clean storage up (S3 waits for parts in flight). */
+  SLUICE_SHUTDOWN_ABORT_MS: int(0).default(15_000),
+  /** Serve Prometheus metrics at /metrics. */
+  SLUICE_METRICS: bool.default(true),
+  /** How often the reaper sweeps stale work (pending multipart uploads, temp files, uncommitted originals); 0 disables. */
+  SLUICE_REAPER_INTERVAL_MS: int(0).default(60 * 60_000),
+  /** Stale work older than this is removed. Must exceed the longest upload: younger work may still be in flight. */
+  SLUICE_REAPER_MAX_AGE_MS: int(1000).default(24 * 60 * 60_000),
+  /** Shed load (503 + Retry-After) when the mean event-loop delay passes this; 0 disables. */
+  SLUICE_SHED_EVENT_LOOP_DELAY_MS: int(0).default(1000),
+  /** Shed load when V8 heap used passes this many bytes; 0 disables. */
+  SLUICE_SHED_HEAP_BYTES: int(0).default(0),
+  /** Shed load when resident memory passes this many bytes; 0 disables. */
+  SLUICE_SHED_RSS_BYTES: int(0).default(0),
+  /** Shed load when this many uploads wait for buffer budget; 0 disables (they wait up to SLUICE_UPLOAD_QUEUE_TIMEOUT_MS). */
+  SLUICE_SHED_UPLOAD_WAITERS: int(0).default(0),
+  /** Processes to run (node:cluster, sharing the port); `--workers N` on the command line sets it too. */
+  SLUICE_WORKERS: int(1, 256).default(1),
+  /** The cluster gives up (exits 1) when workers die more often than this within a minute. */
+  SLUICE_WORKER_MAX_RESTARTS: int(0).default(5),
+  /**
+   * libuv threadpool size (fs, zlib, dns.lookup, sharp's async calls). Read by libuv at its
+   * first use, so src/server.ts applies it before anything else loads; see docs/operations.md.
+   */
+  UV_THREADPOOL_SIZE: int(1, 1024).default(4),
+  /** Serve the OpenAPI description at /docs (JSON at /docs/openapi.json). */
+  SLUICE_DOCS: bool.default(true),
+  // --- end operations ---
 });
 
 export type Env = Record<string, string | undefined>;
@@ -251,6 +282,8 @@ export interface Config {
   security: SecurityConfig;
   /** Resumable uploads (tus): expiry of unfinished uploads and the sweep timer. */
   tus: { expiryMs: number; sweepIntervalMs: number; lock: 'bucket' | 'process' };
+  /** Operations (issue 6); see docs/operations.md. */
+  ops: OpsConfig;
   /** Processing jobs (issue 3; docs/jobs.md). */
   jobs: JobsConfig;
 }
@@ -273,6 +306,18 @@ export interface JobsConfig {
   image: { maxPixels: number; maxInputBytes: number; failOn: 'none' | 'truncated' | 'error' | 'warning'; sharpConcurrency: number };
   uvThreadpoolSize: number;
   webhook: { url: string; secret: string; maxAttempts: number; backoffMs: number; timeoutMs: number } | undefined;
+}
+
+export interface OpsConfig {
+  shutdown: { graceMs: number; drainDelayMs: number; abortMs: number };
+  metrics: boolean;
+  reaper: { intervalMs: number; maxAgeMs: number };
+  /** 0 disables each threshold. */
+  shed: { eventLoopDelayMs: number; heapBytes: number; rssBytes: number; uploadWaiters: number };
+  workers: number;
+  workerMaxRestarts: number;
+  uvThreadpoolSize: number;
+  docs: boolean;
 }
 
 // --- security (issue 5) ---
@@ -479,6 +524,21 @@ export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
       expiryMs: e.SLUICE_TUS_EXPIRY_MS,
       sweepIntervalMs: e.SLUICE_TUS_SWEEP_INTERVAL_MS,
       lock: e.SLUICE_TUS_LOCK ?? (kind === 's3' ? 'bucket' : 'process'),
+    },
+    ops: {
+      shutdown: { graceMs: e.SLUICE_SHUTDOWN_GRACE_MS, drainDelayMs: e.SLUICE_SHUTDOWN_DRAIN_DELAY_MS, abortMs: e.SLUICE_SHUTDOWN_ABORT_MS },
+      metrics: e.SLUICE_METRICS,
+      reaper: { intervalMs: e.SLUICE_REAPER_INTERVAL_MS, maxAgeMs: e.SLUICE_REAPER_MAX_AGE_MS },
+      shed: {
+        eventLoopDelayMs: e.SLUICE_SHED_EVENT_LOOP_DELAY_MS,
+        heapBytes: e.SLUICE_SHED_HEAP_BYTES,
+        rssBytes: e.SLUICE_SHED_RSS_BYTES,
+        uploadWaiters: e.SLUICE_SHED_UPLOAD_WAITERS,
+      },
+      workers: e.SLUICE_WORKERS,
+      workerMaxRestarts: e.SLUICE_WORKER_MAX_RESTARTS,
+      uvThreadpoolSize: e.UV_THREADPOOL_SIZE,
+      docs: e.SLUICE_DOCS,
     },
   };
   return deepFreeze(config);

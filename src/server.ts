@@ -1,46 +1,99 @@
 // The entry point: load config, build the app, listen, wire signals. Nothing else.
+// threadpool.ts must stay the first import: it sizes libuv's threadpool
+// before anything below can start it.
+import './threadpool.ts';
 
+import cluster from 'node:cluster';
 import { buildApp, defaultDeps } from './app.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { onPrimaryShutdown, runPrimary, workerMetrics } from './cluster.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { Reaper } from './core/reaper.ts';
+import { envFromFlags } from './flags.ts';
+import { Lifecycle } from './lifecycle.ts';
+import { createLogger } from './logger.ts';
 import { createStorage } from './storage/index.ts';
 import { JobService } from './jobs/service.ts';
 
-/** Running jobs get this long to finish on shutdown; the rest stay pending for the next start. */
-const JOBS_SHUTDOWN_GRACE_MS = 10_000;
-
-let config;
+let config: Readonly<Config>;
 try {
-  config = loadConfig();
+  config = loadConfig({ ...process.env, ...envFromFlags(process.argv.slice(2)) });
 } catch (err) {
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || (err instanceof Error && /flag/.test(err.message))) {
     process.stderr.write(`sluice: ${err.message}\n`);
     process.exit(2);
   }
   throw err;
 }
 
-const storage = createStorage(config);
-const shutdown = new AbortController();
-const base = defaultDeps(config, storage);
-// Processing jobs (issue 3): started before listening, so recovered work begins at once.
-const jobs = new JobService({ config, storage, log: base.log });
-await jobs.start();
-const deps = { ...base, shutdownSignal: shutdown.signal, jobs };
-const app = await buildApp(deps);
-await app.listen({ port: config.port, host: config.host });
-app.log.info({ storage: storage.kind, host: config.host, port: config.port }, 'sluice listening');
+const log = createLogger(config);
+const { shutdown: timings } = config.ops;
 
-let stopping = false;
-for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(sig, () => {
-    if (stopping) return;
-    stopping = true;
-    app.log.info({ signal: sig }, 'shutting down');
-    // Graceful: stop accepting, let in-flight requests finish, then close storage.
-    void app
-      .close()
-      .then(() => jobs.close(JOBS_SHUTDOWN_GRACE_MS))
-      .then(() => storage.close())
-      .then(() => process.exit(0));
+if (config.ops.workers > 1 && cluster.isPrimary) {
+  log.info({ workers: config.ops.workers, pid: process.pid }, 'sluice cluster starting');
+  const code = await runPrimary({
+    workers: config.ops.workers,
+    maxRestarts: config.ops.workerMaxRestarts,
+    shutdownMs: timings.drainDelayMs + timings.graceMs + timings.abortMs,
+    log,
   });
+  await new Promise<void>((resolve) => log.flush(() => resolve()));
+  process.exit(code);
 }
+
+// Signals are wired before start-up, so a SIGTERM that lands while the app is
+// still starting is honoured as soon as it listens (cluster primaries send it early).
+const running: { app?: Awaited<ReturnType<typeof buildApp>>; pending?: { reason: string; force: boolean } } = {};
+const lifecycle = new Lifecycle(timings);
+const stop = (reason: string, force = true) => {
+  if (!running.app) {
+    running.pending ??= { reason, force };
+    return;
+  }
+  void lifecycle.shutdown(running.app, log, reason, { force }).then((code) => process.exit(code));
+};
+for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop(sig));
+if (cluster.isWorker) onPrimaryShutdown(() => stop('primary', false));
+
+const storage = createStorage(config);
+const base = defaultDeps(config, storage, log);
+// Processing jobs (issue 3): started before listening, so recovered work begins at once.
+const jobs = new JobService({ config, storage, log: log.child({ component: 'jobs' }) });
+await jobs.start();
+const deps = {
+  ...base,
+  jobs,
+  drainSignal: lifecycle.drainSignal,
+  shutdownSignal: lifecycle.shutdownSignal,
+  ...(cluster.isWorker && base.metrics ? { clusterMetrics: workerMetrics(base.metrics.registry) } : {}),
+};
+const built = await buildApp(deps);
+lifecycle.track(built.server);
+base.metrics?.setSources({ inflightRequests: () => lifecycle.inflight });
+
+const reaper = new Reaper({
+  storage: deps.storage,
+  keyPrefix: config.keyPrefix,
+  maxAgeMs: config.ops.reaper.maxAgeMs,
+  intervalMs: config.ops.reaper.intervalMs,
+  log: log.child({ component: 'reaper' }),
+  onSweep: (r, kind) => {
+    base.metrics?.reaperRemoved.inc({ kind: kind === 's3' ? 'multipart' : 'temp' }, r.staleUploads);
+    base.metrics?.reaperRemoved.inc({ kind: 'orphan' }, r.orphanObjects);
+    base.metrics?.reaperRuns.inc({ outcome: 'ok' });
+  },
+  onError: () => base.metrics?.reaperRuns.inc({ outcome: 'error' }),
+});
+// Closers run in reverse: reaper first, storage last. The jobs service goes between them.
+lifecycle.addCloser({ name: 'storage', close: () => storage.close() });
+// Running jobs get the shutdown grace; what is left stays pending for the next start.
+lifecycle.addCloser({ name: 'jobs', close: () => jobs.close(timings.graceMs) });
+lifecycle.addCloser({ name: 'reaper', close: () => reaper.close() });
+
+await built.listen({ port: config.port, host: config.host });
+running.app = built;
+const addr = built.server.address();
+const port = addr && typeof addr === 'object' ? addr.port : config.port;
+built.log.info({ storage: storage.kind, host: config.host, port, pid: process.pid }, 'sluice listening');
+// The first sweep runs right after start, so a restart cleans up after a crash.
+if (config.ops.reaper.intervalMs > 0) void reaper.start();
+if (running.pending) stop(running.pending.reason, running.pending.force);

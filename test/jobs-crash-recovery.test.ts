@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import type { Manifest } from '../src/core/manifest.ts';
 import { call, type UploadedFile } from './helpers/http.ts';
-import { spawnServer } from './helpers/child-server.ts';
+import { spawnServer } from './helpers/jobs-child-server.ts';
 import { waitForJobs } from './helpers/jobs.ts';
 import { startReceiver, type Receiver } from './helpers/webhook-receiver.ts';
 

@@ -8,20 +8,25 @@ import { call, multipartBody, pngOfSize } from './helpers/http.ts';
 
 const code = (r: { json: () => unknown }) => (r.json() as { error: { code: string } }).error.code;
 
-/** Writes a request head by hand and returns what the server answers before any body is sent. */
+/** Writes a request head (and body) by hand; resolves with everything the server answered, once a final JSON answer is complete. */
 function rawExchange(url: string, head: string, body?: Buffer): Promise<string> {
   const { port } = new URL(url);
   return new Promise((resolve, reject) => {
     const sock = connect(Number(port), '127.0.0.1');
     let got = '';
+    const giveUp = setTimeout(() => sock.end(), 15_000);
     sock.on('data', (d) => {
       got += d.toString('latin1');
+      const final = got.replace(/^HTTP\/1.1 100 Continue\r\n\r\n/, '');
+      if (/^HTTP\/1.1 [2-5]\d\d/.test(final) && final.includes('\r\n\r\n') && final.trimEnd().endsWith('}')) sock.end();
     });
     sock.on('error', reject);
-    sock.on('close', () => resolve(got));
+    sock.on('close', () => {
+      clearTimeout(giveUp);
+      resolve(got);
+    });
     sock.write(head);
     if (body) sock.write(body);
-    setTimeout(() => sock.end(), 500);
   });
 }
 

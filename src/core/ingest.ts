@@ -51,6 +51,7 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
   const keys = fileKeys(config.keyPrefix, input.tenant, id);
   const sniff = sniffType({ allowed: config.allowedTypes, declared: input.declaredType });
   const sum = digest(input.expectedSha256);
+  let stored = false;
 
   try {
     await pipeline(
@@ -69,11 +70,17 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
           metadata: { 'sluice-id': id, 'sluice-tenant': input.tenant },
           signal: input.signal,
         });
+        stored = true;
       },
       { signal: input.signal },
     );
   } catch (err) {
     // storage.put removes its own partial state; an error before put started leaves nothing.
+    // But the pipeline can still fail after put succeeded (an abort landing at that moment):
+    // then the stored original would be an orphan, so remove it.
+    if (stored) {
+      await storage.delete(keys.original).catch((delErr: unknown) => deps.log.error({ err: delErr, key: keys.original }, 'could not remove an original after a failed upload'));
+    }
     throw normaliseIngestError(err, input.signal);
   }
 

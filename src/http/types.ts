@@ -10,6 +10,8 @@ declare module 'fastify' {
     deferContinue?: boolean;
     /** Scope a token needs for this route (files:read, files:write, files:delete, admin); checked by auth. */
     scope?: string;
+    /** false: the load shedder never refuses this route (/health, /metrics). */
+    shed?: boolean;
   }
 }
 

@@ -4,6 +4,7 @@
 // The returned signal aborts the upload when the client goes away or the
 // service is shutting down.
 
+import { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError, type ErrorCode } from '../errors.ts';
 import type { AppDeps } from '../app.ts';
@@ -21,11 +22,35 @@ export async function admitUpload(
   deps: AppDeps,
   opts: { maxBytes: number; tooLarge: ErrorCode },
 ): Promise<Admission> {
+  const route = request.routeOptions.url ?? '';
+  try {
+    const admission = await admit(request, reply, deps, opts);
+    deps.metrics?.uploadsStarted.inc({ route });
+    deps.metrics?.uploadsInflight.inc({ route });
+    return {
+      ...admission,
+      release: () => {
+        deps.metrics?.uploadsInflight.dec({ route });
+        admission.release();
+      },
+    };
+  } catch (err) {
+    deps.metrics?.uploadsRejected.inc({ route, reason: (err as Partial<SluiceError> | null)?.code ?? 'INTERNAL' });
+    throw err;
+  }
+}
+
+async function admit(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: AppDeps,
+  opts: { maxBytes: number; tooLarge: ErrorCode },
+): Promise<Admission> {
   const declaredLength = contentLength(request);
   if (declaredLength !== undefined && declaredLength > opts.maxBytes) {
     throw new SluiceError(opts.tooLarge, { details: { limitBytes: opts.maxBytes } });
   }
-  if (deps.shutdownSignal?.aborted) throw new SluiceError('SHUTTING_DOWN');
+  if (deps.drainSignal?.aborted || deps.shutdownSignal?.aborted) throw new SluiceError('SHUTTING_DOWN');
 
   const clientGone = new AbortController();
   const onClose = () => {
@@ -37,11 +62,19 @@ export async function admitUpload(
   const perPut = deps.storage.bufferedBytesPerPut;
   const want = declaredLength === undefined ? perPut : Math.min(perPut, declaredLength + 64 * 1024);
   let releaseBudget: () => void;
+  // Stop reading the socket while waiting: otherwise Node keeps reading the body into the
+  // request's buffer (up to its 64 KiB high-water mark), and 10,000 waiting uploads would
+  // cost 10,000 × 64 KiB of memory instead of sitting in kernel buffers.
+  // (Only a real socket: app.inject's stand-in has no reading to stop.)
+  const socket = request.raw.socket instanceof Socket ? request.raw.socket : undefined;
+  socket?.pause();
   try {
     releaseBudget = await deps.budget.reserve(want, { timeoutMs: deps.config.timeouts.uploadQueueMs, signal });
   } catch (err) {
     reply.raw.off('close', onClose);
     throw err;
+  } finally {
+    socket?.resume();
   }
   if (/^100-continue$/i.test(String(request.headers.expect ?? ''))) reply.raw.writeContinue();
   return {

@@ -73,12 +73,14 @@ export async function uploadInParts(
 
   const sendPart = async (part: Buffer, length: number) => {
     if (uploadId === undefined) {
+      // Not under the signal: aborted in flight, the store may create the upload anyway and
+      // we would never learn its id to abort it (bench:faults left one pending this way).
+      signal?.throwIfAborted();
       const created = await client.send(
         new CreateMultipartUploadCommand({
           ...params,
           ...(checksums ? { ChecksumAlgorithm: ChecksumAlgorithm.CRC32 } : {}),
         }),
-        { abortSignal: signal },
       );
       uploadId = created.UploadId;
     }
@@ -123,20 +125,21 @@ export async function uploadInParts(
         size += n;
       }
     }
+    // The commit (PutObject, CompleteMultipartUpload) is one request sent without the
+    // caller's signal: aborted in flight, the store may still commit it after we gave
+    // up, leaving an object the caller believes is gone. Check the signal before instead.
     if (uploadId === undefined && inflight.size === 0) {
-      await client.send(
-        new PutObjectCommand({ ...params, Body: buf.subarray(0, filled), ContentLength: filled }),
-        { abortSignal: signal },
-      );
+      signal?.throwIfAborted();
+      await client.send(new PutObjectCommand({ ...params, Body: buf.subarray(0, filled), ContentLength: filled }));
       return { size };
     }
     if (filled > 0) await sendPart(buf, filled);
     await Promise.all(inflight);
     if (failure) throw failure;
     done.sort((a, b) => a.PartNumber! - b.PartNumber!);
+    signal?.throwIfAborted();
     await client.send(
       new CompleteMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId: uploadId, MultipartUpload: { Parts: done } }),
-      { abortSignal: signal },
     );
     uploadId = undefined; // committed: nothing to abort
     return { size };

@@ -209,11 +209,13 @@ export class S3Storage implements Storage, StaleUploadSweeper {
     let uploadIdMarker: string | undefined;
     try {
       for (;;) {
+        // The prefix is applied here, not sent: MinIO lists nothing for a prefix that is not a
+        // whole key, and pending uploads are few in any healthy bucket.
         const res = await this.client.send(
-          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: opts.prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
         );
         for (const u of res.Uploads ?? []) {
-          if (u.Initiated && u.Initiated < opts.olderThan && u.Key && u.UploadId) {
+          if (u.Initiated && u.Initiated < opts.olderThan && u.Key?.startsWith(opts.prefix) && u.UploadId) {
             await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }));
             aborted++;
           }

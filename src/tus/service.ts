@@ -13,6 +13,7 @@ import { deleteFileObjects } from '../core/files.ts';
 import { fileKeys, isFileId, newFileId } from '../core/keys.ts';
 import { sanitizeFileName } from '../core/names.ts';
 import { isSluiceError } from '../errors.ts';
+import { baseStorage } from '../storage/instrumented.ts';
 import { S3Storage, translate } from '../storage/s3.ts';
 import { bytesOf, type Storage } from '../storage/storage.ts';
 import { finishUpload, removeUpload } from './finish.ts';
@@ -75,9 +76,11 @@ export function createTusService(deps: TusDeps): TusService {
       await storage.delete(pendingKey(prefix, ref));
     },
   });
+  // The adapter itself: storage may be wrapped (metrics, quota) and the lock needs its S3 client.
+  const adapter = baseStorage(storage);
   const locker: Locker =
-    storage instanceof S3Storage && config.tus.lock === 'bucket'
-      ? new S3Locker({ client: storage.client, bucket: storage.bucket, keyFor: (key) => lockKey(prefix, refOf(key)) })
+    adapter instanceof S3Storage && config.tus.lock === 'bucket'
+      ? new S3Locker({ client: adapter.client, bucket: adapter.bucket, keyFor: (key) => lockKey(prefix, refOf(key)) })
       : new MemoryLocker();
   const never = new AbortController().signal;
 

@@ -40,18 +40,28 @@ export function toSluiceError(err: unknown): SluiceError {
 const LINGER_MS = 2000;
 const LINGER_BYTES = 1024 * 1024;
 
-function lingerThenClose(request: FastifyRequest): void {
+function lingerThenClose(request: FastifyRequest, reply: FastifyReply): void {
   const req = request.raw;
   let seen = 0;
+  let ending = false;
   const close = () => {
     clearTimeout(timer);
     req.socket.destroy();
   };
   const timer = setTimeout(close, LINGER_MS);
   timer.unref();
+  // A stage's async iterator may have left a 'readable' listener, which makes
+  // resume() a no-op: drop it so the rest of the body really drains.
+  req.removeAllListeners('readable');
   req.on('data', (chunk: Buffer) => {
     seen += chunk.length;
-    if (seen > LINGER_BYTES) close();
+    // Past the byte bound, half-close: FIN after the answer, no RST on the client's
+    // unread data. The timer still ends the connection if the client keeps sending.
+    if (seen > LINGER_BYTES && !ending) {
+      ending = true;
+      if (reply.raw.writableFinished) req.socket.end();
+      else reply.raw.once('finish', () => req.socket.end());
+    }
   });
   req.once('end', () => clearTimeout(timer));
   req.socket.once('close', () => clearTimeout(timer));
@@ -60,7 +70,7 @@ function lingerThenClose(request: FastifyRequest): void {
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: SluiceError): FastifyReply {
   // security (issue 5, found by the fuzz test): was `connection: close`, which could lose the answer; see above.
-  if (!request.raw.complete && !request.raw.destroyed) lingerThenClose(request);
+  if (!request.raw.complete && !request.raw.destroyed) lingerThenClose(request, reply);
   const status = err.code === 'CLIENT_ABORTED' ? 400 : err.status;
   return reply
     .code(status)

@@ -6,9 +6,10 @@ import { SluiceError } from '../../errors.ts';
 import type { RouteOptions } from './index.ts';
 
 export async function healthRoutes(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
-  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/health', { config: { shed: false } }, async () => ({ status: 'ok' }));
   app.get('/ready', async () => {
-    if (deps.shutdownSignal?.aborted) throw new SluiceError('SHUTTING_DOWN');
+    // Draining starts the grace period: the load balancer must stop sending before uploads are cut.
+    if (deps.drainSignal?.aborted || deps.shutdownSignal?.aborted) throw new SluiceError('SHUTTING_DOWN');
     await deps.storage.ready();
     return { status: 'ready', storage: deps.storage.kind };
   });

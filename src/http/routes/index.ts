@@ -9,6 +9,7 @@ import { getContentRoute } from './get-content.ts';
 import { getFileRoute } from './get-file.ts';
 import { healthRoutes } from './health.ts';
 import { listFilesRoute } from './list-files.ts';
+import { metricsRoute } from './metrics.ts';
 import { uploadMultipartRoute } from './upload-multipart.ts';
 import { uploadRawRoute } from './upload-raw.ts';
 import { getVariantRoute } from './get-variant.ts';
@@ -48,4 +49,5 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
   await app.register(createLinkRoute, opts);
   await app.register(getLinkRoute, opts);
   await app.register(webPageRoute); // the upload page at /
+  await app.register(metricsRoute, opts); // operations (issue 6)
 }

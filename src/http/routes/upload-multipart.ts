@@ -13,6 +13,7 @@ import { admitUpload } from '../upload-admission.ts';
 import type { RouteOptions } from './index.ts';
 import { parseProcess } from '../../core/jobs.ts';
 import { processQuery } from '../process-query.ts';
+import type { SluiceMetrics } from '../../metrics.ts';
 
 export async function uploadMultipartRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
   const { config } = deps;
@@ -53,17 +54,17 @@ export async function uploadMultipartRoute(app: FastifyInstance, { deps }: Route
       await commitFiles(ingestDeps, staged);
     } catch (err) {
       await discardStaged(ingestDeps, staged);
-      logUpload(log, staged, started, err);
+      logUpload(log, staged, started, err, { metrics: deps.metrics, route: '/v1/files' });
       throw err;
     } finally {
       admission.release();
     }
-    logUpload(log, staged, started);
+    logUpload(log, staged, started, undefined, { metrics: deps.metrics, route: '/v1/files' });
     return reply.code(201).send({ files: staged.map(fileView) });
   });
 }
 
-export function logUpload(log: FastifyInstance['log'], files: readonly StagedFile[], started: number, err?: unknown): void {
+export function logUpload(log: FastifyInstance['log'], files: readonly StagedFile[], started: number, err?: unknown, rec?: UploadRecord): void {
   const summary = {
     files: files.length,
     bytes: files.reduce((n, f) => n + f.size, 0),
@@ -73,4 +74,24 @@ export function logUpload(log: FastifyInstance['log'], files: readonly StagedFil
     outcome: err ? ((err as SluiceError).code ?? 'INTERNAL') : 'committed',
   };
   log.info({ upload: summary }, err ? 'upload failed' : 'upload committed');
+  if (rec?.metrics) recordUpload(rec.metrics, rec.route, files, summary.durationMs, summary.outcome);
+}
+
+/** Where logUpload also records the upload's metrics (operations, issue 6). */
+export interface UploadRecord {
+  metrics: SluiceMetrics | undefined;
+  route: string;
+}
+
+function recordUpload(m: SluiceMetrics, route: string, files: readonly StagedFile[], durationMs: number, outcome: string): void {
+  m.uploadDuration.observe({ route, outcome }, durationMs / 1000);
+  if (outcome !== 'committed') {
+    m.uploadsFailed.inc({ route, reason: outcome });
+    return;
+  }
+  m.uploadsCompleted.inc({ route });
+  for (const f of files) {
+    m.uploadBytes.inc(f.size);
+    m.fileSize.observe(f.size);
+  }
 }

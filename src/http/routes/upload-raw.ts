@@ -38,10 +38,10 @@ export async function uploadRawRoute(app: FastifyInstance, { deps }: RouteOption
           process,
         });
         await commitFiles(ingestDeps, [staged]);
-        logUpload(request.log, [staged], started);
+        logUpload(request.log, [staged], started, undefined, { metrics: deps.metrics, route: '/v1/files/:name' });
         return reply.code(201).send({ files: [fileView(staged)] });
       } catch (err) {
-        logUpload(request.log, [], started, err);
+        logUpload(request.log, [], started, err, { metrics: deps.metrics, route: '/v1/files/:name' });
         throw err;
       } finally {
         admission.release();

@@ -12,7 +12,17 @@ export const PUBLIC_DIR = [path.resolve(import.meta.dirname, '../../../public'),
   (dir) => existsSync(path.join(dir, 'index.html')),
 ) ?? path.resolve(import.meta.dirname, '../../../public');
 
+/**
+ * The API answers with `default-src 'none'` (hardening.ts); the page needs its
+ * own bundle, Uppy's inline styles, blob: previews and same-origin API calls.
+ */
+export const PAGE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 export async function webPageRoute(app: FastifyInstance): Promise<void> {
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('content-security-policy', PAGE_CSP);
+  });
   await app.register(fastifyStatic, {
     root: PUBLIC_DIR,
     prefix: '/',

@@ -1,0 +1,47 @@
+# sluice container image. Not built in CI here (no Docker engine on the build
+# machine); kept correct by reading. Build: docker build -t sluice .
+#
+# Production runs compiled JavaScript (dist/, `npm run build`: less memory
+# and a faster start than type stripping), so a build stage with the
+# devDependencies compiles it and the runtime stage gets dist/ plus production
+# dependencies only (no typescript, node@24, eslint...).
+
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+RUN npm ci --no-audit --no-fund
+COPY src ./src
+# The job workers (issue 3) compile with src/ once they land: COPY workers ./workers
+RUN npx tsc -p tsconfig.build.json
+
+FROM node:24-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only. sharp's prebuilt binary (@img/sharp-linux-x64,
+# with its bundled libvips) is an optional dependency picked for this platform:
+# glibc (bookworm), so no build toolchain is needed.
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    SLUICE_DATA_DIR=/data
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY --from=build /app/dist ./dist
+RUN mkdir -p /data && chown node:node /data
+# The image's own unprivileged user; the code stays root-owned and read-only to it.
+USER node
+EXPOSE 8080
+VOLUME ["/data"]
+# /health never touches storage: a slow bucket must not get the container killed.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Exec form: node is PID 1 and receives SIGTERM itself, which starts the graceful
+# shutdown (SLUICE_SHUTDOWN_GRACE_MS; give `docker stop -t` / terminationGracePeriodSeconds
+# more than drain delay + grace + abort). node reaps its own cluster workers.
+STOPSIGNAL SIGTERM
+# A 1 MiB young generation keeps upload buffers from lingering (see package.json "start").
+CMD ["node", "--max-semi-space-size=1", "dist/src/server.js"]

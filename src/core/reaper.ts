@@ -1,0 +1,126 @@
+// The reaper: stale work must never pile up silently (a pending multipart
+// upload costs storage money until someone aborts it). Each sweep:
+//   - asks the backend to drop its own stale upload state under the prefix
+//     (S3: abort multipart uploads; fs: remove temp files), and
+//   - removes the objects of files that were never committed: a file is
+//     committed exactly when its manifest exists, so a <tenant>/<id>/ group
+//     with no manifest.json whose newest object is older than the max age is
+//     debris of an upload (or a delete) that crashed half-way.
+// The max age must exceed the longest upload: younger work may still be in
+// flight, on this instance or another. Sweeps are idempotent, so several
+// instances sweeping the same bucket only repeat each other's work.
+// Cost: one LIST request per 1,000 keys under the prefix per sweep.
+
+import { canSweepStale, type Storage } from '../storage/storage.ts';
+import type { CoreLog } from './ingest.ts';
+import { isFileId, systemPrefix } from './keys.ts';
+
+export interface SweepResult {
+  /** Pending multipart uploads aborted (S3) or temp files removed (fs). */
+  staleUploads: number;
+  /** Objects removed from uncommitted file groups. */
+  orphanObjects: number;
+  /** Uncommitted file groups removed. */
+  orphanFiles: number;
+}
+
+export interface ReaperOptions {
+  storage: Storage;
+  keyPrefix: string;
+  maxAgeMs: number;
+  log: CoreLog;
+  /** Called after each sweep with what it removed (metrics). */
+  onSweep?: (r: SweepResult, storageKind: string) => void;
+  onError?: (err: unknown) => void;
+}
+
+export async function sweepOnce(opts: ReaperOptions, now = Date.now()): Promise<SweepResult> {
+  const { storage, keyPrefix, log } = opts;
+  const olderThan = new Date(now - opts.maxAgeMs);
+  const prefix = `${keyPrefix}/`;
+  const result: SweepResult = { staleUploads: 0, orphanObjects: 0, orphanFiles: 0 };
+  if (canSweepStale(storage)) {
+    result.staleUploads = await storage.sweepStale({ prefix, olderThan });
+    if (result.staleUploads > 0) log.warn({ reaper: { staleUploads: result.staleUploads, backend: storage.kind } }, 'reaper: removed stale upload state');
+  }
+
+  // Keys of one file are adjacent in listing order (<id>/manifest.json, <id>/original, <id>/variants/...).
+  const system = systemPrefix(keyPrefix);
+  let group: { base: string; keys: string[]; committed: boolean; newest: number } | undefined;
+  const flush = async () => {
+    const g = group;
+    group = undefined;
+    if (!g || g.committed || g.newest >= olderThan.getTime()) return;
+    for (const key of g.keys) await storage.delete(key);
+    result.orphanObjects += g.keys.length;
+    result.orphanFiles++;
+    log.warn({ reaper: { removed: g.keys.length, file: g.base, newest: new Date(g.newest).toISOString() } }, 'reaper: removed an uncommitted file');
+  };
+  let startAfter: string | undefined;
+  for (;;) {
+    const page = await storage.list({ prefix, startAfter, limit: 1000 });
+    for (const o of page.objects) {
+      if (o.key.startsWith(system)) continue;
+      const rest = o.key.slice(prefix.length).split('/');
+      const [tenant, id, leaf] = rest;
+      if (!tenant || !id || leaf === undefined || !isFileId(id)) continue;
+      const base = `${prefix}${tenant}/${id}/`;
+      if (group?.base !== base) {
+        await flush();
+        group = { base, keys: [], committed: false, newest: 0 };
+      }
+      group.keys.push(o.key);
+      if (rest.length === 3 && leaf === 'manifest.json') group.committed = true;
+      group.newest = Math.max(group.newest, o.lastModified.getTime());
+    }
+    if (!page.truncated || page.objects.length === 0) break;
+    startAfter = page.objects.at(-1)!.key;
+  }
+  await flush();
+  log.info({ reaper: { ...result, backend: storage.kind, olderThan: olderThan.toISOString() } }, 'reaper: sweep done');
+  opts.onSweep?.(result, storage.kind);
+  return result;
+}
+
+/** Sweeps now and every `intervalMs` until stopped. A sweep never overlaps the next. */
+export class Reaper {
+  readonly #opts: ReaperOptions;
+  readonly #intervalMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<unknown> | undefined;
+  #stopped = false;
+
+  constructor(opts: ReaperOptions & { intervalMs: number }) {
+    this.#opts = opts;
+    this.#intervalMs = opts.intervalMs;
+  }
+
+  /** Resolves after the first sweep (errors are logged, not thrown: storage may be down at boot). */
+  async start(): Promise<void> {
+    await this.#sweep();
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#stopped || this.#intervalMs <= 0) return;
+    // Jitter spreads the sweeps of instances started together.
+    const delay = this.#intervalMs * (0.9 + Math.random() * 0.2);
+    this.#timer = setTimeout(() => void this.#sweep().then(() => this.#schedule()), delay);
+    this.#timer.unref();
+  }
+
+  #sweep(): Promise<unknown> {
+    this.#running = sweepOnce(this.#opts).catch((err: unknown) => {
+      this.#opts.log.error({ err }, 'reaper: sweep failed');
+      this.#opts.onError?.(err);
+    });
+    return this.#running;
+  }
+
+  /** Stop scheduling and wait for a sweep in progress. */
+  async close(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+}

@@ -1,0 +1,78 @@
+// The reaper removes stale work older than the max age (pending multipart
+// uploads on S3, temp files on fs, originals that never got a manifest) and
+// never touches committed files, young work, or service state.
+
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, it, before, after } from 'node:test';
+import { CreateMultipartUploadCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
+import { newFileId } from '../src/core/keys.ts';
+import { sweepOnce } from '../src/core/reaper.ts';
+import { bytesOf } from '../src/storage/storage.ts';
+import { call, pngOfSize } from './helpers/http.ts';
+import { s3ClientConfig } from './helpers/s3.ts';
+import { backends, leftovers, startServer, type TestServer } from './helpers/server.ts';
+
+const silent = { info() {}, warn() {}, error() {}, debug() {} };
+const HOUR = 3600_000;
+
+for (const backend of backends()) {
+  describe(`reaper on ${backend}`, () => {
+    let srv: TestServer;
+    before(async () => {
+      srv = await startServer({ backend, label: 'reaper' });
+    });
+    after(() => srv.close());
+
+    it('removes old stale work and keeps committed files, young work and service state', async () => {
+      const prefix = srv.config.keyPrefix;
+      const put = await call(`${srv.url}/v1/files/keep.png`, { method: 'PUT', body: await pngOfSize(2000) });
+      assert.equal(put.status, 201);
+      const kept = put.json<{ files: { id: string }[] }>().files[0]!.id;
+
+      // An upload that crashed between storing the original (and a variant) and committing.
+      const orphan = newFileId();
+      await srv.storage.put(`${prefix}/default/${orphan}/original`, bytesOf(Buffer.from('orphan')), { contentType: 'image/png' });
+      await srv.storage.put(`${prefix}/default/${orphan}/variants/thumb.webp`, bytesOf(Buffer.from('v')), { contentType: 'image/webp' });
+      await srv.storage.put(`${prefix}/_system/state.json`, bytesOf(Buffer.from('{}')), { contentType: 'application/json' });
+
+      // Backend upload state: a pending multipart upload, or a temp file.
+      if (backend === 's3') {
+        const client = new S3Client(s3ClientConfig(srv.s3!));
+        const key = `${prefix}/default/${newFileId()}/original`;
+        const mpu = await client.send(new CreateMultipartUploadCommand({ Bucket: srv.bucket!, Key: key }));
+        await client.send(new UploadPartCommand({ Bucket: srv.bucket!, Key: key, UploadId: mpu.UploadId!, PartNumber: 1, Body: Buffer.alloc(1024) }));
+        client.destroy();
+      } else {
+        const dir = path.join(srv.config.storage.kind === 'fs' ? srv.config.storage.dataDir : '', prefix, 'default', newFileId());
+        await mkdir(dir, { recursive: true });
+        const tmp = path.join(dir, '.sluice-tmp-crashed');
+        await writeFile(tmp, 'partial');
+      }
+      const before = await leftovers(srv);
+      assert.equal(before.pending, backend === 's3' ? 1 : 0);
+
+      // Young: nothing is touched.
+      const opts = { storage: srv.storage, keyPrefix: prefix, maxAgeMs: HOUR, log: silent };
+      const young = await sweepOnce(opts);
+      assert.deepEqual(young, { staleUploads: 0, orphanObjects: 0, orphanFiles: 0 });
+      assert.deepEqual((await leftovers(srv)).keys, before.keys);
+
+      // Two hours later: the stale work goes, the committed file and service state stay.
+      const old = await sweepOnce(opts, Date.now() + 2 * HOUR);
+      assert.equal(old.staleUploads, 1);
+      assert.equal(old.orphanFiles, 1);
+      assert.equal(old.orphanObjects, 2);
+      const left = await leftovers(srv);
+      assert.equal(left.pending, 0);
+      assert.deepEqual(left.keys.filter((k) => !k.includes('.sluice-tmp-')).sort(), [
+        `${prefix}/_system/state.json`,
+        `${prefix}/default/${kept}/manifest.json`,
+        `${prefix}/default/${kept}/original`,
+      ]);
+      const got = await call(`${srv.url}/v1/files/${kept}/content`);
+      assert.equal(got.status, 200);
+    });
+  });
+}
