@@ -27,6 +27,7 @@ import { routes } from './http/routes/index.ts';
 import './http/types.ts';
 import { createLogger } from './logger.ts';
 import type { Storage } from './storage/storage.ts';
+import type { JobService } from './jobs/service.ts';
 // operations (issue 6)
 import { httpMetrics } from './http/plugins/http-metrics.ts';
 import { loadShedding } from './http/plugins/load-shedding.ts';
@@ -41,6 +42,8 @@ export interface AppDeps {
   log: Logger;
   /** Aborts every in-flight upload (graceful shutdown past its grace period). */
   shutdownSignal?: AbortSignal;
+  /** Processing jobs (issue 3): committed files are handed to it; absent, they wait for the next start. */
+  jobs?: JobService;
   // --- operations (issue 6) ---
   /** Aborted when shutdown begins: /ready answers 503 and new uploads are refused. */
   drainSignal?: AbortSignal;

@@ -2,6 +2,7 @@
 // typed Config that is passed down. Nothing else in the codebase reads
 // process.env. A bad value stops the process with one line naming the variable.
 
+import { availableParallelism } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -107,6 +108,39 @@ const envSchema = z.object({
   /** How long an upload may wait for buffer budget before 503 BUSY. */
   SLUICE_UPLOAD_QUEUE_TIMEOUT_MS: int(0).default(30_000),
 
+  // --- processing jobs (issue 3; docs/jobs.md) ---
+  /** Worker threads running image and compression jobs. 0 disables processing entirely. */
+  SLUICE_JOBS_POOL_SIZE: int(0, 64).optional(),
+  /** Files whose jobs may wait in memory; past it, jobs stay pending in storage and a later rescan picks them up. */
+  SLUICE_JOBS_QUEUE_MAX: int(1, 100_000).default(1000),
+  /** Time limit of one job, in ms; past it the job fails with JOB_TIMEOUT (and is retried). */
+  SLUICE_JOBS_TIMEOUT_MS: int(1000).default(120_000),
+  /** Attempts per job before it is recorded as failed (crashes and transient errors count). */
+  SLUICE_JOBS_MAX_ATTEMPTS: int(1, 20).default(3),
+  /** How often the index of unfinished work is rescanned (overflow and other instances' leftovers). */
+  SLUICE_JOBS_RESCAN_MS: int(1000).default(60_000),
+  /** Jobs per type when an upload names none: `type=job+job;...`, type may be `image/*`. First match wins. */
+  SLUICE_JOBS_DEFAULTS: z.string().default('image/*=thumbnail;text/*=gzip;application/json=gzip'),
+  /** Resize presets `name:px:format,...` (fit inside px×px, never enlarged); each preset is a job name. */
+  SLUICE_IMAGE_PRESETS: z.string().default('thumbnail:256:webp,preview:1024:webp'),
+  /** Largest decoded image, in pixels (width × height × frames); sharp's own default is 268 M. */
+  SLUICE_IMAGE_MAX_PIXELS: int(1, 268_402_689).default(40_000_000),
+  /** Largest original an image job reads (sharp holds the encoded input in memory). */
+  SLUICE_IMAGE_MAX_INPUT_BYTES: int(1).default(256 * MiB),
+  /** sharp failOn: how much invalid pixel data aborts a job (none, truncated, error, warning). */
+  SLUICE_IMAGE_FAIL_ON: z.enum(['none', 'truncated', 'error', 'warning']).default('error'),
+  /** libvips threads per image job (sharp.concurrency), per worker thread. */
+  SLUICE_SHARP_CONCURRENCY: int(1, 64).default(1),
+  /** Completion webhook: POSTed each file's manifest once its jobs have all ended. Unset: no webhook. */
+  SLUICE_WEBHOOK_URL: z.url().optional(),
+  /** HMAC-SHA256 key for the X-Sluice-Signature header; required with SLUICE_WEBHOOK_URL. */
+  SLUICE_WEBHOOK_SECRET: z.string().min(16).optional(),
+  /** Delivery attempts before the webhook is recorded as failed. */
+  SLUICE_WEBHOOK_MAX_ATTEMPTS: int(1, 50).default(8),
+  /** First retry delay in ms; doubles per attempt, capped at 5 minutes. */
+  SLUICE_WEBHOOK_BACKOFF_MS: int(10).default(1000),
+  /** Per-attempt timeout of a webhook POST. */
+  SLUICE_WEBHOOK_TIMEOUT_MS: int(100).default(10_000),
   // --- security (issue 5): authentication, links, abuse limits, hardening. docs/security.md ---
   // Every secret may instead be given as a file: set <NAME>_FILE to its path.
   /** HS256 shared secret for bearer JWTs (at least 32 bytes). */
@@ -250,6 +284,28 @@ export interface Config {
   tus: { expiryMs: number; sweepIntervalMs: number; lock: 'bucket' | 'process' };
   /** Operations (issue 6); see docs/operations.md. */
   ops: OpsConfig;
+  /** Processing jobs (issue 3; docs/jobs.md). */
+  jobs: JobsConfig;
+}
+
+export interface ImagePreset {
+  name: string;
+  size: number;
+  format: 'webp' | 'avif' | 'jpeg' | 'png';
+}
+
+export interface JobsConfig {
+  poolSize: number;
+  queueMax: number;
+  timeoutMs: number;
+  maxAttempts: number;
+  rescanMs: number;
+  /** Ordered rules: the first whose type pattern matches gives the default jobs. */
+  defaults: readonly { type: string; jobs: readonly string[] }[];
+  presets: readonly ImagePreset[];
+  image: { maxPixels: number; maxInputBytes: number; failOn: 'none' | 'truncated' | 'error' | 'warning'; sharpConcurrency: number };
+  uvThreadpoolSize: number;
+  webhook: { url: string; secret: string; maxAttempts: number; backoffMs: number; timeoutMs: number } | undefined;
 }
 
 export interface OpsConfig {
@@ -462,6 +518,7 @@ export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
       uploadQueueMs: e.SLUICE_UPLOAD_QUEUE_TIMEOUT_MS,
     },
     uploadBufferBytes: e.SLUICE_UPLOAD_BUFFER_BYTES,
+    jobs: jobsConfig(e),
     security: securityConfig(e),
     tus: {
       expiryMs: e.SLUICE_TUS_EXPIRY_MS,
@@ -485,6 +542,58 @@ export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
     },
   };
   return deepFreeze(config);
+}
+
+// --- processing jobs (issue 3) ---
+/** Full-size conversions (auto-rotated, metadata stripped). */
+export const CONVERT_JOBS = ['webp', 'avif', 'jpeg'] as const;
+/** Compressed copies of the original, streamed storage to storage. */
+export const COMPRESS_JOBS = ['gzip', 'brotli', 'zstd'] as const;
+const PRESET_RE = /^([a-z][a-z0-9-]{0,31}):(\d{1,5}):(webp|avif|jpeg|png)$/;
+const DEFAULT_RULE_RE = /^([a-z*]+\/[a-z0-9.+*-]+)=([a-z0-9+-]*)$/;
+
+function jobsConfig(e: z.infer<typeof envSchema>): JobsConfig {
+  const presets = e.SLUICE_IMAGE_PRESETS.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+    const m = PRESET_RE.exec(s);
+    if (!m || Number(m[2]) < 1) throw new ConfigError(`invalid SLUICE_IMAGE_PRESETS: ${JSON.stringify(s)} is not name:px:format (format webp, avif, jpeg or png)`);
+    return { name: m[1]!, size: Number(m[2]), format: m[3] as ImagePreset['format'] };
+  });
+  const defaults = e.SLUICE_JOBS_DEFAULTS.split(';').map((s) => s.trim()).filter(Boolean).map((s) => {
+    const m = DEFAULT_RULE_RE.exec(s);
+    if (!m) throw new ConfigError(`invalid SLUICE_JOBS_DEFAULTS: ${JSON.stringify(s)} is not type=job+job`);
+    return { type: m[1]!, jobs: m[2]!.split('+').filter(Boolean) };
+  });
+  const known = new Set<string>([...CONVERT_JOBS, ...COMPRESS_JOBS]);
+  for (const p of presets) {
+    if (known.has(p.name)) throw new ConfigError(`invalid SLUICE_IMAGE_PRESETS: ${p.name} is a built-in job name or a duplicate`);
+    known.add(p.name);
+  }
+  for (const rule of defaults) {
+    const unknown = rule.jobs.find((j) => !known.has(j));
+    if (unknown) throw new ConfigError(`invalid SLUICE_JOBS_DEFAULTS: unknown job ${JSON.stringify(unknown)} (known: ${[...known].join(', ')})`);
+  }
+  if (e.SLUICE_WEBHOOK_URL && !e.SLUICE_WEBHOOK_SECRET) throw new ConfigError('invalid SLUICE_WEBHOOK_SECRET: required with SLUICE_WEBHOOK_URL');
+  return {
+    poolSize: e.SLUICE_JOBS_POOL_SIZE ?? Math.max(1, availableParallelism() - 1),
+    queueMax: e.SLUICE_JOBS_QUEUE_MAX,
+    timeoutMs: e.SLUICE_JOBS_TIMEOUT_MS,
+    maxAttempts: e.SLUICE_JOBS_MAX_ATTEMPTS,
+    rescanMs: e.SLUICE_JOBS_RESCAN_MS,
+    defaults,
+    presets,
+    image: { maxPixels: e.SLUICE_IMAGE_MAX_PIXELS, maxInputBytes: e.SLUICE_IMAGE_MAX_INPUT_BYTES, failOn: e.SLUICE_IMAGE_FAIL_ON, sharpConcurrency: e.SLUICE_SHARP_CONCURRENCY },
+    uvThreadpoolSize: e.UV_THREADPOOL_SIZE,
+    webhook:
+      e.SLUICE_WEBHOOK_URL && e.SLUICE_WEBHOOK_SECRET
+        ? {
+            url: e.SLUICE_WEBHOOK_URL,
+            secret: e.SLUICE_WEBHOOK_SECRET,
+            maxAttempts: e.SLUICE_WEBHOOK_MAX_ATTEMPTS,
+            backoffMs: e.SLUICE_WEBHOOK_BACKOFF_MS,
+            timeoutMs: e.SLUICE_WEBHOOK_TIMEOUT_MS,
+          }
+        : undefined,
+  };
 }
 
 function deepFreeze<T>(o: T): Readonly<T> {

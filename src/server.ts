@@ -12,6 +12,7 @@ import { envFromFlags } from './flags.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { createLogger } from './logger.ts';
 import { createStorage } from './storage/index.ts';
+import { JobService } from './jobs/service.ts';
 
 let config: Readonly<Config>;
 try {
@@ -55,8 +56,12 @@ if (cluster.isWorker) onPrimaryShutdown(() => stop('primary', false));
 
 const storage = createStorage(config);
 const base = defaultDeps(config, storage, log);
+// Processing jobs (issue 3): started before listening, so recovered work begins at once.
+const jobs = new JobService({ config, storage, log: log.child({ component: 'jobs' }) });
+await jobs.start();
 const deps = {
   ...base,
+  jobs,
   drainSignal: lifecycle.drainSignal,
   shutdownSignal: lifecycle.shutdownSignal,
   ...(cluster.isWorker && base.metrics ? { clusterMetrics: workerMetrics(base.metrics.registry) } : {}),
@@ -80,6 +85,8 @@ const reaper = new Reaper({
 });
 // Closers run in reverse: reaper first, storage last. The jobs service goes between them.
 lifecycle.addCloser({ name: 'storage', close: () => storage.close() });
+// Running jobs get the shutdown grace; what is left stays pending for the next start.
+lifecycle.addCloser({ name: 'jobs', close: () => jobs.close(timings.graceMs) });
 lifecycle.addCloser({ name: 'reaper', close: () => reaper.close() });
 
 await built.listen({ port: config.port, host: config.host });

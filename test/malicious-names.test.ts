@@ -69,5 +69,6 @@ test('router refusals (bad %-encoding) answer in the service error shape', async
 test('every storage key is <prefix>/<tenant>/<uuid>/<fixed name>', async () => {
   const { objects } = await srv.storage.list({ prefix: `${srv.config.keyPrefix}/` });
   assert.ok(objects.length > 0);
-  for (const o of objects) assert.match(o.key, /^sluice\/default\/[0-9a-f-]{36}\/(original|manifest\.json)$/);
+  // Job outputs and job markers (docs/jobs.md) are named by job and file id, never by client input either.
+  for (const o of objects) assert.match(o.key, /^sluice\/(default\/[0-9a-f-]{36}\/(original|manifest\.json|variants\/[a-z][a-z0-9-]{0,31})|_system\/jobs\/default\/[0-9a-f-]{36})$/);
 });

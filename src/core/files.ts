@@ -4,6 +4,7 @@
 
 import { SluiceError } from '../errors.ts';
 import { bytesOf, readSmallObject, type Storage } from '../storage/storage.ts';
+import { deleteMarker } from './jobs.ts';
 import { fileKeys, isFileId, tenantPrefix } from './keys.ts';
 import { parseManifest, type Manifest } from './manifest.ts';
 
@@ -36,6 +37,7 @@ export async function deleteFileObjects(storage: Storage, prefix: string, tenant
     if (!page.truncated || page.objects.length === 0) break;
     startAfter = page.objects.at(-1)!.key;
   }
+  await deleteMarker(storage, prefix, tenant, id); // job marker (issue 3): last, once nothing is left to process
 }
 
 export interface FilePage {

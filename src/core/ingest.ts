@@ -17,6 +17,7 @@ import { digest } from './stages/digest.ts';
 import { idleTimeout } from './stages/idle-timeout.ts';
 import { sniffType } from './stages/sniff.ts';
 import { writeManifest, deleteFileObjects } from './files.ts';
+import { initialJobs, needsMarker, writeMarker, type JobQueue } from './jobs.ts';
 
 /** The logging the core needs; Fastify's request logger and pino both fit. */
 export type CoreLog = Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
@@ -25,6 +26,8 @@ export interface IngestDeps {
   config: Readonly<Config>;
   storage: Storage;
   log: CoreLog;
+  /** Receives committed files for processing (issue 3); absent: jobs wait for the next rescan. */
+  jobs?: JobQueue | undefined;
 }
 
 export interface IngestInput {
@@ -35,6 +38,8 @@ export interface IngestInput {
   declaredType?: string | undefined;
   expectedSha256?: Buffer | undefined;
   signal: AbortSignal;
+  /** Jobs asked for (already validated by parseProcess); undefined: the per-type defaults. */
+  process?: readonly string[] | undefined;
 }
 
 /** A stored original, not yet visible: `commitFiles` makes it so. */
@@ -81,6 +86,7 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
 
   const { sha256, size } = sum.result();
   const declared = input.declaredType?.trim();
+  const jobs = initialJobs(sniff.type(), input.process, config);
   return {
     version: MANIFEST_VERSION,
     id,
@@ -92,20 +98,27 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
     ...(declared ? { declaredType: declared.slice(0, 255) } : {}),
     createdAt: new Date().toISOString(),
     original: { key: keys.original },
+    ...(jobs ? { jobs } : {}),
   };
 }
 
 /**
  * Make staged files visible by writing their manifests. All or nothing: when
  * any manifest fails, the ones written and every staged original are removed.
+ * Job markers (the durable index of unfinished work) are written first, so a
+ * crash after any manifest is written always leaves the record of its jobs.
  */
 export async function commitFiles(deps: IngestDeps, staged: StagedFile[]): Promise<void> {
   try {
+    for (const m of staged) {
+      if (needsMarker(m, deps.config)) await writeMarker(deps.storage, deps.config.keyPrefix, m);
+    }
     for (const m of staged) await writeManifest(deps.storage, deps.config.keyPrefix, m);
   } catch (err) {
     await discardStaged(deps, staged);
     throw err;
   }
+  deps.jobs?.enqueue(staged);
 }
 
 /** Remove staged (or committed) files; failures are logged, never thrown, so the original error wins. */

@@ -49,7 +49,7 @@ export async function startServer(opts: { backend?: Backend; env?: Record<string
   const backend = opts.backend ?? 'fs';
   let dataDir: string | undefined;
   let s3: Awaited<ReturnType<typeof s3Env>> | undefined;
-  const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent' };
+  const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SLUICE_JOBS_POOL_SIZE: '0' }; // no processing jobs (and no job markers) unless a test asks
   if (backend === 's3') {
     s3 = await s3Env(opts.label ?? 'sluice-test');
     Object.assign(env, s3.env);

@@ -12,6 +12,8 @@ import { listFilesRoute } from './list-files.ts';
 import { metricsRoute } from './metrics.ts';
 import { uploadMultipartRoute } from './upload-multipart.ts';
 import { uploadRawRoute } from './upload-raw.ts';
+import { getVariantRoute } from './get-variant.ts';
+import { jobsStatsRoute } from './jobs-stats.ts';
 // security (issue 5)
 import { adminRevokeRoute } from './admin-revoke.ts';
 import { createLinkRoute } from './create-link.ts';
@@ -39,6 +41,9 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
   await app.register(getFileRoute, opts);
   await app.register(getContentRoute, opts);
   await app.register(deleteFileRoute, opts);
+  // processing jobs (issue 3)
+  await app.register(getVariantRoute, opts);
+  await app.register(jobsStatsRoute, opts);
   // security (issue 5): revocation, signed links
   await app.register(adminRevokeRoute, opts);
   await app.register(createLinkRoute, opts);

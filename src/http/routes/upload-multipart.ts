@@ -11,22 +11,36 @@ import { fileView } from '../file-view.ts';
 import { declaredPartType, isMultipart, multipartFiles } from '../multipart.ts';
 import { admitUpload } from '../upload-admission.ts';
 import type { RouteOptions } from './index.ts';
+import { parseProcess } from '../../core/jobs.ts';
+import { processQuery } from '../process-query.ts';
 import type { SluiceMetrics } from '../../metrics.ts';
 
 export async function uploadMultipartRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
   const { config } = deps;
+  /** An invalid process field fails the request; drain its part first, or its stream errors with no listener. */
+  const parsePartProcess = (stream: NodeJS.ReadableStream, raw: string) => {
+    try {
+      return parseProcess(raw, config);
+    } catch (err) {
+      stream.on('error', () => {}).resume();
+      throw err;
+    }
+  };
   app.post('/v1/files', { config: { deferContinue: true, scope: 'files:write' } }, async (request, reply) => {
     if (!isMultipart(request.headers['content-type'])) throw new SluiceError('UNSUPPORTED_CONTENT_TYPE', { message: 'POST /v1/files takes multipart/form-data; use PUT /v1/files/:name for a raw body' });
     const started = performance.now();
+    const queryProcess = processQuery(request, config); // refuse an unknown job before reading the body
     const admission = await admitUpload(request, reply, deps, { maxBytes: config.limits.requestBytes, tooLarge: 'REQUEST_TOO_LARGE' });
     const staged: StagedFile[] = [];
     const log = request.log;
-    const ingestDeps = { config, storage: deps.storage, log };
+    const ingestDeps = { config, storage: deps.storage, log, jobs: deps.jobs };
     try {
       for await (const part of multipartFiles(request.raw, config.limits, admission.signal)) {
         const sha = part.fields.get(`${part.field}.sha256`) ?? part.fields.get('sha256');
+        const processField = part.fields.get(`${part.field}.process`) ?? part.fields.get('process');
         staged.push(
           await stageFile(ingestDeps, {
+            process: processField === undefined ? queryProcess : parsePartProcess(part.stream, processField),
             tenant: request.tenant,
             name: sanitizeFileName(part.filename),
             source: part.stream,

@@ -9,6 +9,7 @@ import { admitUpload } from '../upload-admission.ts';
 import type { RouteOptions } from './index.ts';
 import { logUpload } from './upload-multipart.ts';
 import { SluiceError } from '../../errors.ts';
+import { processQuery } from '../process-query.ts';
 
 export async function uploadRawRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
   const { config } = deps;
@@ -21,9 +22,10 @@ export async function uploadRawRoute(app: FastifyInstance, { deps }: RouteOption
     async (request, reply) => {
       const started = performance.now();
       const expected = expectedSha256(request.headers);
+      const process = processQuery(request, config);
       if (config.requireContentLength && request.headers['content-length'] === undefined) throw new SluiceError('LENGTH_REQUIRED');
       const admission = await admitUpload(request, reply, deps, { maxBytes: config.limits.fileBytes, tooLarge: 'FILE_TOO_LARGE' });
-      const ingestDeps = { config, storage: deps.storage, log: request.log };
+      const ingestDeps = { config, storage: deps.storage, log: request.log, jobs: deps.jobs };
       try {
         const staged = await stageFile(ingestDeps, {
           tenant: request.tenant,
@@ -33,6 +35,7 @@ export async function uploadRawRoute(app: FastifyInstance, { deps }: RouteOption
           declaredType: request.headers['content-type'],
           expectedSha256: expected,
           signal: admission.signal,
+          process,
         });
         await commitFiles(ingestDeps, [staged]);
         logUpload(request.log, [staged], started, undefined, { metrics: deps.metrics, route: '/v1/files/:name' });
