@@ -6,6 +6,8 @@
 // way the manifest says the same things, and `commitFiles` then makes it
 // visible exactly like any other file.
 
+import type { Config } from '../config.ts';
+import { initialJobs } from './jobs.ts';
 import { pipeline } from 'node:stream/promises';
 import type { IngestDeps, StagedFile } from './ingest.ts';
 import type { FileType } from './file-types.ts';
@@ -22,6 +24,8 @@ export interface AdoptInput {
   /** Already sanitised (see names.ts). */
   name: string;
   declaredType?: string | undefined;
+  /** Jobs the client asked for (tus metadata `process`); undefined: the defaults for the type. */
+  process?: readonly string[] | undefined;
   signal: AbortSignal;
 }
 
@@ -37,16 +41,18 @@ export async function adoptStoredOriginal(deps: IngestDeps, input: AdoptInput): 
   const sum = digest();
   const { body } = await storage.get(original, { signal: input.signal });
   await pipeline(body, byteLimit(config.limits.fileBytes), sniff.stage, sum.stage, drain, { signal: input.signal });
-  return describeOriginal(config.keyPrefix, input, { ...sum.result(), type: sniff.type() });
+  return describeOriginal(config, input, { ...sum.result(), type: sniff.type() });
 }
 
 /** The staged file for an original whose sha256, size and admitted type are already known. */
 export function describeOriginal(
-  prefix: string,
+  config: Readonly<Config>,
   input: Omit<AdoptInput, 'signal'>,
   known: { sha256: string; size: number; type: FileType },
 ): StagedFile {
-  const keys = fileKeys(prefix, input.tenant, input.id);
+  const keys = fileKeys(config.keyPrefix, input.tenant, input.id);
+  // The same jobs a plain upload of this type gets (issue 3).
+  const jobs = initialJobs(known.type, input.process, config);
   const { sha256, size, type } = known;
   const declared = input.declaredType?.trim();
   return {
@@ -60,6 +66,7 @@ export function describeOriginal(
     ...(declared ? { declaredType: declared.slice(0, 255) } : {}),
     createdAt: new Date().toISOString(),
     original: { key: keys.original },
+    ...(jobs ? { jobs } : {}),
   };
 }
 

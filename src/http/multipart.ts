@@ -82,7 +82,10 @@ export async function* multipartFiles(
       stream.resume();
       return;
     }
-    pending.push({ field, filename: info.filename ?? '', mimeType: info.mimeType, stream: Readable.from(codedErrors(stream, signal)), fields: new Map(fields) });
+    const part = Readable.from(codedErrors(stream, signal));
+    // fail() may destroy a part nobody reads any more; an unheard 'error' would crash the process.
+    part.on('error', () => {});
+    pending.push({ field, filename: info.filename ?? '', mimeType: info.mimeType, stream: part, fields: new Map(fields) });
     // A bare `sha256` field describes the one file that follows it, not every later file.
     fields.delete('sha256');
     notify();

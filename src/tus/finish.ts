@@ -32,7 +32,7 @@ export async function finishUpload(deps: IngestDeps & { store: TusStore }, input
     const key = uploadKey(config.keyPrefix, input);
     await deps.store.flush(key);
     const carried = deps.store.takeDigest(key, input.size);
-    staged = carried ? describeOriginal(config.keyPrefix, input, carried) : await adoptStoredOriginal(deps, input);
+    staged = carried ? describeOriginal(config, input, carried) : await adoptStoredOriginal(deps, input);
     deps.log.debug({ fileId: input.id, digest: carried ? 'carried' : 'read-back' }, 'tus upload digested');
   } catch (err) {
     await removeUpload(deps, input);

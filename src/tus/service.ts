@@ -5,6 +5,7 @@
 // file. Nothing here imports fastify: routes/tus-uploads.ts hands each
 // request in as a web Request with its context registered in `contexts`.
 
+import type { JobQueue } from '../core/jobs.ts';
 import { MemoryLocker, Server } from '@tus/server';
 import type { Locker, Upload } from '@tus/utils';
 import type { Config } from '../config.ts';
@@ -49,6 +50,8 @@ export interface TusDeps {
   storage: Storage;
   log: CoreLog;
   shutdownSignal?: AbortSignal | undefined;
+  /** Committed files are handed to the job service, as with every other upload. */
+  jobs?: JobQueue | undefined;
 }
 
 export function createTusService(deps: TusDeps): TusService {
@@ -109,7 +112,7 @@ export function createTusService(deps: TusDeps): TusService {
       // Idempotent: a repeated final PATCH (a client that lost the first answer) finds the commit.
       if (!(await storage.head(fileKeys(prefix, ref.tenant, ref.id).manifest))) {
         const staged = await finishUpload(
-          { config, storage, log: ctx.log, store },
+          { config, storage, log: ctx.log, store, jobs: deps.jobs },
           {
             ...ref,
             size: upload.size ?? upload.offset,

@@ -44,7 +44,7 @@ export interface ChildOptions {
 }
 
 export async function startChild(opts: ChildOptions = {}): Promise<ChildServer> {
-  const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SLUICE_REAPER_INTERVAL_MS: '0' };
+  const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SLUICE_REAPER_INTERVAL_MS: '0', SLUICE_JOBS_POOL_SIZE: '0' }; // jobs off unless a test asks: their variants would be in every key listing
   let dataDir: string | undefined;
   let bucket: string | undefined;
   let s3: S3TestServer | undefined;

@@ -17,7 +17,7 @@ const METHODS = ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
 export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
   const { config } = deps;
-  const tus = createTusService({ config, storage: deps.storage, log: deps.log, shutdownSignal: deps.shutdownSignal });
+  const tus = createTusService({ config, storage: deps.storage, log: deps.log, shutdownSignal: deps.shutdownSignal, jobs: deps.jobs });
   app.addHook('onClose', () => tus.close());
 
   if (config.tus.sweepIntervalMs > 0) {
