@@ -11,8 +11,12 @@ WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 RUN npm ci --no-audit --no-fund
 COPY src ./src
-# The job workers (issue 3) compile with src/ once they land: COPY workers ./workers
+COPY workers ./workers
 RUN npx tsc -p tsconfig.build.json
+# The upload page at / (esbuild, a devDependency, bundles it into public/build/).
+COPY scripts/build-web.ts ./scripts/
+COPY public ./public
+RUN node scripts/build-web.ts
 
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
@@ -23,14 +27,22 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM node:24-bookworm-slim
+# jemalloc instead of glibc malloc: worker threads × libuv threads × libvips
+# threads fragment glibc's heap; docs/jobs.md measured about half the RSS under
+# image jobs with jemalloc (bench:pool-rss).
+RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/*
+# HOST=0.0.0.0 needs authentication configured (SLUICE_AUTH_*): sluice refuses
+# to listen off loopback without it (README, "Security").
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
-    SLUICE_DATA_DIR=/data
+    SLUICE_DATA_DIR=/data \
+    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/public ./public
 RUN mkdir -p /data && chown node:node /data
 # The image's own unprivileged user; the code stays root-owned and read-only to it.
 USER node
