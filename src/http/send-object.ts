@@ -6,6 +6,7 @@ import { create as contentDisposition } from 'content-disposition';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError } from '../errors.ts';
 import { canRenderScript, isInlineSafe } from '../core/file-types.ts';
+import type { Manifest } from '../core/manifest.ts';
 import type { Storage } from '../storage/storage.ts';
 import { reprDigest } from './digest-header.ts';
 import { etagMatches, parseRange } from './range.ts';
@@ -18,6 +19,11 @@ export interface StoredObject {
   /** Name offered to the browser when saving. */
   filename: string;
   lastModified: string;
+}
+
+/** A file's original, as sendObject serves it. */
+export function originalOf(m: Manifest): StoredObject {
+  return { key: m.original.key, size: m.size, sha256: m.sha256, mime: m.type.mime, filename: m.name, lastModified: m.createdAt };
 }
 
 export async function sendObject(

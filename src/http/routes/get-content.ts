@@ -2,7 +2,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import { readManifest } from '../../core/files.ts';
-import { sendObject } from '../send-object.ts';
+import { originalOf, sendObject } from '../send-object.ts';
 import type { RouteOptions } from './index.ts';
 
 export async function getContentRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
@@ -13,14 +13,7 @@ export async function getContentRoute(app: FastifyInstance, { deps }: RouteOptio
     config: { scope: 'files:read' },
     handler: async (request, reply) => {
       const m = await readManifest(deps.storage, deps.config.keyPrefix, request.tenant, request.params.id);
-      return sendObject(request, reply, deps.storage, {
-        key: m.original.key,
-        size: m.size,
-        sha256: m.sha256,
-        mime: m.type.mime,
-        filename: m.name,
-        lastModified: m.createdAt,
-      });
+      return sendObject(request, reply, deps.storage, originalOf(m));
     },
   });
 }

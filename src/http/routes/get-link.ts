@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { verifyLink } from '../../core/auth/signed-links.ts';
 import { readManifest } from '../../core/files.ts';
-import { sendObject } from '../send-object.ts';
+import { originalOf, sendObject } from '../send-object.ts';
 import type { RouteOptions } from './index.ts';
 
 export async function getLinkRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
@@ -20,14 +20,7 @@ export async function getLinkRoute(app: FastifyInstance, { deps }: RouteOptions)
       const target = verifyLink(secret, { tenant: request.params.tenant, id: request.params.id, expires: str(q.expires), sig: str(q.sig) });
       const m = await readManifest(deps.storage, deps.config.keyPrefix, target.tenant, target.id);
       reply.header('referrer-policy', 'no-referrer');
-      return sendObject(request, reply, deps.storage, {
-        key: m.original.key,
-        size: m.size,
-        sha256: m.sha256,
-        mime: m.type.mime,
-        filename: m.name,
-        lastModified: m.createdAt,
-      });
+      return sendObject(request, reply, deps.storage, originalOf(m));
     },
   });
 }
