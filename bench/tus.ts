@@ -16,7 +16,6 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { loadavg } from 'node:os';
 import path from 'node:path';
@@ -26,6 +25,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { request } from 'undici';
 import { startMinio } from '../scripts/minio.ts';
+import { procMemMiB } from './lib/harness.ts';
 import { freePort, median, startService } from './lib/service.ts';
 
 const MiB = 1024 * 1024;
@@ -85,14 +85,8 @@ async function startProc(cmd: string, args: string[], env: Record<string, string
   return {
     url,
     child,
-    async peakRssMb() {
-      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
-      return Math.round(Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
-    },
-    async rssMb() {
-      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
-      return Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
-    },
+    peakRssMb: () => procMemMiB(child.pid!, 'VmHWM'),
+    rssMb: () => procMemMiB(child.pid!, 'VmRSS'),
     async stop() {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');
@@ -104,10 +98,7 @@ async function startProc(cmd: string, args: string[], env: Record<string, string
 function withRss(svc: Awaited<ReturnType<typeof startService>>): Proc {
   return {
     ...svc,
-    async rssMb() {
-      const status = await readFile(`/proc/${svc.child.pid}/status`, 'utf8');
-      return Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
-    },
+    rssMb: () => procMemMiB(svc.child.pid!, 'VmRSS'),
   };
 }
 

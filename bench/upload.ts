@@ -34,6 +34,9 @@ const client = new S3Client({
 await client.send(new CreateBucketCommand({ Bucket: bucket }));
 
 const serviceEnv = (endpoint: string, uploader = 'parts') => ({
+  // The ingest path alone: the bench's PNG bodies would otherwise get default
+  // thumbnail jobs, whose memory is bench:pool's subject, not this one's.
+  SLUICE_JOBS_POOL_SIZE: '0',
   SLUICE_S3_UPLOADER: uploader,
   SLUICE_STORAGE: 's3',
   SLUICE_S3_ENDPOINT: endpoint,

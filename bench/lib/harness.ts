@@ -81,16 +81,19 @@ export function rssSampler(pid: number, everyMs = 200): { stop(): Promise<number
   };
 }
 
-/** Peak resident set size of a process (VmHWM), in MiB; 0 when unreadable. */
-export async function peakRssMiB(pid: number): Promise<number> {
+/** A memory field of /proc/<pid>/status (VmHWM: peak RSS, VmRSS: current), in MiB; 0 when unreadable. */
+export async function procMemMiB(pid: number, field: 'VmHWM' | 'VmRSS' = 'VmHWM'): Promise<number> {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const m = /VmHWM:\s+(\d+) kB/.exec(status);
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
     return m ? Math.round(Number(m[1]) / 1024) : 0;
   } catch {
     return 0;
   }
 }
+
+/** Peak resident set size of a process (VmHWM), in MiB; 0 when unreadable. */
+export const peakRssMiB = (pid: number): Promise<number> => procMemMiB(pid, 'VmHWM');
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -3,9 +3,9 @@
 // polling would miss.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { procMemMiB } from './harness.ts';
 
 export interface ServiceProcess {
   url: string;
@@ -56,11 +56,7 @@ export async function startService(env: Record<string, string>, entry = 'dist/sr
   return {
     url,
     child,
-    async peakRssMb() {
-      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
-      const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
-      return Math.round(kb / 1024);
-    },
+    peakRssMb: () => procMemMiB(child.pid!, 'VmHWM'),
     async stop() {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');
@@ -69,8 +65,4 @@ export async function startService(env: Record<string, string>, entry = 'dist/sr
   };
 }
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
+export { median } from './harness.ts';

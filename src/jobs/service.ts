@@ -14,7 +14,6 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Piscina } from 'piscina';
-import sharp from 'sharp';
 import type { Config } from '../config.ts';
 import { isSluiceError, type ErrorCode, type ErrorData } from '../errors.ts';
 import { deleteFileObjects, readManifest, writeManifest } from '../core/files.ts';
@@ -94,6 +93,8 @@ export class JobService implements JobQueue {
   #inflight = new Set<Promise<void>>();
   #scanning: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** libvips threads per image job, as sharp reports it once loaded (0 while jobs are off). */
+  #sharpConcurrency = 0;
 
   constructor(deps: JobServiceDeps) {
     this.#config = deps.config;
@@ -105,13 +106,17 @@ export class JobService implements JobQueue {
 
   async start(): Promise<void> {
     const { jobs } = this.#config;
-    sharp.concurrency(jobs.image.sharpConcurrency);
-    sharp.cache(false);
     if (jobs.poolSize > 0) {
+      // libvips settings are process-wide, so the workers inherit them. Loaded only
+      // when jobs run: libvips costs ~15 MiB of RSS a jobless instance need not pay.
+      const { default: sharp } = await import('sharp');
+      sharp.concurrency(jobs.image.sharpConcurrency);
+      sharp.cache(false);
+      this.#sharpConcurrency = sharp.concurrency();
       this.#pool = new Piscina({ minThreads: jobs.poolSize, maxThreads: jobs.poolSize, idleTimeout: 60_000 });
     }
     this.#log.info(
-      { jobs: { poolSize: jobs.poolSize, uvThreadpoolSize: jobs.uvThreadpoolSize, sharpConcurrency: sharp.concurrency(), queueMax: jobs.queueMax, timeoutMs: jobs.timeoutMs, webhook: jobs.webhook !== undefined } },
+      { jobs: { poolSize: jobs.poolSize, uvThreadpoolSize: jobs.uvThreadpoolSize, sharpConcurrency: this.#sharpConcurrency, queueMax: jobs.queueMax, timeoutMs: jobs.timeoutMs, webhook: jobs.webhook !== undefined } },
       'job service started',
     );
     void this.rescan();
@@ -143,7 +148,7 @@ export class JobService implements JobQueue {
       deferred: this.#deferred,
       poolSize: this.#config.jobs.poolSize,
       uvThreadpoolSize: this.#config.jobs.uvThreadpoolSize,
-      sharpConcurrency: sharp.concurrency(),
+      sharpConcurrency: this.#sharpConcurrency,
       completed: this.#completed,
       failed: this.#failed,
     };
