@@ -10,7 +10,7 @@ import { findMinioBinary, startMinio } from './minio.ts';
 import type { MinioServer } from './minio.ts';
 
 const DEFAULT_TEST_GLOB = 'test/**/*.test.ts';
-const NODE_TEST_ARGS = ['--test', '--test-concurrency=2', '--test-timeout=120000', '--test-reporter=spec'];
+const NODE_TEST_ARGS = ['--test', '--test-concurrency=2', '--test-timeout=300000', '--test-reporter=spec'];
 
 const SKIP_BANNER = `
 ################################################################################

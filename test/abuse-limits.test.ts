@@ -10,6 +10,7 @@ import { request } from 'undici';
 import { bearer, hsEnv, hsToken } from './helpers/auth.ts';
 import { call } from './helpers/http.ts';
 import { startServer, type TestServer } from './helpers/server.ts';
+import { until } from './helpers/wait.ts';
 
 describe('rate limits', () => {
   let srv: TestServer;
@@ -66,7 +67,8 @@ describe('concurrent uploads per tenant', () => {
     const beta = bearer(await hsToken({ tenant: 'beta' }));
     const u1 = heldUpload(acme);
     const u2 = heldUpload(acme);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Both hold their tenant slot once they reserve buffer budget (the slot is taken first, in onRequest).
+    await until(() => srv.deps.budget.used >= 2 * srv.storage.bufferedBytesPerPut, 'both held uploads to be admitted');
     const third = await call(`${srv.url}/v1/files/x.txt`, { method: 'PUT', headers: { ...acme, 'content-type': 'text/plain' }, body: 'x' });
     assert.equal(third.status, 429);
     assert.equal(third.json<{ error: { code: string } }>().error.code, 'TOO_MANY_UPLOADS');

@@ -13,6 +13,7 @@ import { FsStorage } from '../src/storage/fs.ts';
 import type { PutOptions, Storage } from '../src/storage/storage.ts';
 import { startServer, type TestServer } from './helpers/server.ts';
 import { pngOfSize } from './helpers/http.ts';
+import { until } from './helpers/wait.ts';
 
 /** The real fs backend behind a deliberately slow writer: `bytesPerSec` into each put; counts original bytes. */
 type SlowStorage = Storage & { consumed: number; active: number; maxActive: number };
@@ -84,7 +85,8 @@ describe('backpressure', () => {
     sock.on('error', () => {});
     sock.write(`PUT /v1/files/bp.png HTTP/1.1\r\nHost: x\r\nContent-Length: ${total}\r\n\r\n`);
     const hose = firehose(sock, total, png);
-    await sleep(2500);
+    // Storage takes 4 MiB/s: once it has 8 MiB, a client without backpressure would have pushed far more.
+    await until(() => storage.consumed >= 8 * 1024 * 1024, 'storage to receive 8 MiB');
     const ahead = hose.flushed() - storage.consumed;
     sock.destroy();
     // Without backpressure the client would have pushed all 256 MiB by now. What may be
@@ -122,7 +124,7 @@ describe('backpressure', () => {
     });
     const body = await pngOfSize(2 * 1024 * 1024);
     const first = fetch(`${srv.url}/v1/files/a.png`, { method: 'PUT', body });
-    await sleep(100);
+    await until(() => srv.deps.budget.used > 0, 'the first upload to hold the budget');
     const second = await fetch(`${srv.url}/v1/files/b.png`, { method: 'PUT', body });
     assert.equal(second.status, 503);
     assert.equal(((await second.json()) as { error: { code: string } }).error.code, 'BUSY');

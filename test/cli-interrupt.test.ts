@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { listAll, runCli, spawnCli, summaryOf, tempDir, writeTree } from './helpers/cli.ts';
 import { backends, leftovers, startServer, type TestServer } from './helpers/server.ts';
+import { until } from './helpers/wait.ts';
 
 const backend = backends().includes('s3') ? 's3' : 'fs';
 
@@ -48,7 +48,11 @@ describe(`sluice upload, interrupted by Ctrl-C (${backend})`, () => {
     assert.equal(second.code, 0, second.stderr);
     assert.deepEqual((await listAll(srv.url)).map((f) => f.name).sort(), [...names].sort());
     // The aborted uploads left nothing behind: originals + manifests only, no pending multipart upload.
-    await sleep(200);
+    // The server cleans an aborted upload up after the client's socket closes: wait for it, however long it takes.
+    await until(async () => {
+      const l = await leftovers(srv);
+      return l.pending === 0 && l.keys.length === 2 * names.length;
+    }, 'aborted uploads to be cleaned up').catch(() => {});
     const left = await leftovers(srv);
     assert.equal(left.pending, 0);
     assert.equal(left.keys.length, 2 * names.length);

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { startChild } from './helpers/child-server.ts';
 
 describe('cluster', () => {
-  it('restarts a killed worker, aggregates metrics and shuts down cleanly', async () => {
+  it('restarts a killed worker, aggregates metrics and shuts down cleanly', { timeout: 300_000 }, async () => {
     const srv = await startChild({ args: ['--workers', '2'] });
     try {
       const listening = () => srv.logs.filter((l) => l.msg === 'sluice listening').map((l) => l.pid!);
@@ -36,7 +36,7 @@ describe('cluster', () => {
     }
   });
 
-  it('gives up on a crash loop instead of restarting forever', async () => {
+  it('gives up on a crash loop instead of restarting forever', { timeout: 300_000 }, async () => {
     // A port that is taken makes every worker fail at listen.
     const blocker = await startChild();
     const srv = startChild({ args: ['--workers', '2'], env: { PORT: String(blocker.port), SLUICE_WORKER_MAX_RESTARTS: '2' }, startTimeoutMs: 90_000 });

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { apiKey, bearer, hsEnv, hsToken } from './helpers/auth.ts';
 import { call } from './helpers/http.ts';
 import { startServer, type TestServer } from './helpers/server.ts';
+import { TEST_SERVER_ENV } from './helpers/test-env.ts';
 
 describe('headers and CORS', () => {
   let srv: TestServer;
@@ -55,7 +56,7 @@ describe('log redaction', () => {
   const key = apiKey('ci', 'acme', ['files:read', 'files:write']);
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'sluice-logs-'));
-    const config = loadConfig({ ...hsEnv({ SLUICE_AUTH_API_KEYS: JSON.stringify([key.entry]) }), SLUICE_DATA_DIR: dir, LOG_LEVEL: 'debug' });
+    const config = loadConfig({ ...TEST_SERVER_ENV, ...hsEnv({ SLUICE_AUTH_API_KEYS: JSON.stringify([key.entry]) }), SLUICE_DATA_DIR: dir, LOG_LEVEL: 'debug' });
     const sink = new Writable({
       write(chunk: Buffer, _enc, cb) {
         lines.push(...chunk.toString().split('\n').filter(Boolean));

@@ -36,7 +36,7 @@ for (const backend of backends()) {
     it('round-trips gzip, brotli and zstd byte-identical and records the ratio', async () => {
       const input = logText(7 * 1024 * 1024);
       const f = await upload(srv.url, 'app.log', input, { process: 'gzip,brotli,zstd' });
-      const m = await waitForJobs(srv.url, f.id, { timeoutMs: 60_000 });
+      const m = await waitForJobs(srv.url, f.id);
       for (const algo of ['gzip', 'brotli', 'zstd'] as const) {
         const job = m.jobs![algo]!;
         assert.equal(job.state, 'done', `${algo}: ${JSON.stringify(job)}`);

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import type { Manifest } from '../src/core/manifest.ts';
@@ -14,6 +13,7 @@ import { call, type UploadedFile } from './helpers/http.ts';
 import { spawnServer } from './helpers/jobs-child-server.ts';
 import { waitForJobs } from './helpers/jobs.ts';
 import { startReceiver, type Receiver } from './helpers/webhook-receiver.ts';
+import { until } from './helpers/wait.ts';
 
 const SECRET = 'crash-test-secret-0123456789';
 
@@ -73,7 +73,7 @@ describe('crash recovery', () => {
     const second = await spawnServer(env);
     try {
       for (const id of ids) {
-        const m = await waitForJobs(second.url, id, { timeoutMs: 90_000, webhook: true });
+        const m = await waitForJobs(second.url, id, { webhook: true });
         for (const [name, job] of Object.entries(m.jobs!)) {
           assert.equal(job.state, 'done', `${id} ${name}: ${JSON.stringify(job)}`);
           assert.ok(job.attempts >= 1 && job.attempts <= 2, `${name} attempts ${job.attempts}`);
@@ -85,7 +85,7 @@ describe('crash recovery', () => {
       const delivered = new Set(receiver.deliveries.filter((d) => d.status === 200).map((d) => d.headers['idempotency-key']));
       for (const id of ids) assert.ok(delivered.has(id), `webhook for ${id}`);
       // The index of unfinished work is empty again.
-      for (let i = 0; i < 40 && (await readdir(markerDir).catch((): string[] => [])).length > 0; i++) await sleep(50);
+      await until(async () => (await readdir(markerDir).catch((): string[] => [])).length === 0, 'the marker index to empty').catch(() => {});
       assert.deepEqual(await readdir(markerDir).catch((): string[] => []), []);
     } finally {
       second.child.kill('SIGTERM');

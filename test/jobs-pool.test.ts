@@ -29,7 +29,7 @@ describe('job pool', () => {
       const files = await Promise.all(Array.from({ length: 8 }, (_, i) => upload(srv.url, `q${i}.jpg`, img, { process: 'thumbnail,webp' })));
       assert.ok(srv.jobs.stats().deferred > 0, 'the queue overflowed');
       for (const f of files) {
-        const m = await waitForJobs(srv.url, f.id, { timeoutMs: 30_000 });
+        const m = await waitForJobs(srv.url, f.id);
         assert.equal(m.jobs!.thumbnail!.state, 'done');
         assert.equal(m.jobs!.webp!.state, 'done');
       }
@@ -75,7 +75,7 @@ describe('job pool', () => {
     const srv = await startJobsServer({ env: { SLUICE_JOBS_POOL_SIZE: '1', SLUICE_JOBS_TIMEOUT_MS: '1000', SLUICE_JOBS_MAX_ATTEMPTS: '1', SLUICE_IMAGE_MAX_PIXELS: '100000000' } });
     try {
       const f = await upload(srv.url, 'huge.jpg', await noisyJpeg(4000), { process: 'avif' });
-      const m = await waitForJobs(srv.url, f.id, { timeoutMs: 30_000 });
+      const m = await waitForJobs(srv.url, f.id);
       assert.equal(m.jobs!.avif!.state, 'failed', JSON.stringify(m.jobs));
       assert.equal(m.jobs!.avif!.error!.code, 'JOB_TIMEOUT', JSON.stringify(m.jobs!.avif));
       const { keys } = await leftovers(srv as never);

@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { childLeftovers, rawUpload, startChild } from './helpers/child-server.ts';
+import { childLeftovers, rawUpload, startChild, uploadsInflight } from './helpers/child-server.ts';
 import { pngOfSize, sha256 } from './helpers/http.ts';
 import { backends } from './helpers/server.ts';
+import { until } from './helpers/wait.ts';
 
 const MiB = 1024 * 1024;
 
@@ -19,12 +19,12 @@ for (const backend of backends()) {
     const size = backend === 's3' ? 12 * MiB : 2 * MiB;
 
     it('drains: /ready 503 and new uploads refused at once, in-flight upload completes within the grace period', async () => {
-      const srv = await startChild({ backend, label: 'shutdown-drain', env: { SLUICE_SHUTDOWN_DRAIN_DELAY_MS: '1500', SLUICE_SHUTDOWN_GRACE_MS: '20000' } });
+      const srv = await startChild({ backend, label: 'shutdown-drain', env: { SLUICE_SHUTDOWN_DRAIN_DELAY_MS: '10000', SLUICE_SHUTDOWN_GRACE_MS: '20000' } });
       try {
         const data = await pngOfSize(size);
         const up = await rawUpload(srv.port, { path: '/v1/files/drain.png', length: data.length });
         await up.write(data.subarray(0, 7 * MiB > size ? size / 2 : 7 * MiB));
-        await sleep(300);
+        await until(async () => (await uploadsInflight(srv.url)) === 1, 'the upload to be in flight');
         srv.proc.kill('SIGTERM');
         await srv.waitForLog((l) => l.msg === 'shutdown: draining');
 
@@ -55,12 +55,13 @@ for (const backend of backends()) {
     });
 
     it('aborts uploads that outlive the grace period: the client gets an error, storage keeps nothing', async () => {
-      const srv = await startChild({ backend, label: 'shutdown-abort', env: { SLUICE_SHUTDOWN_GRACE_MS: '800', SLUICE_SHUTDOWN_ABORT_MS: '10000' } });
+      const srv = await startChild({ backend, label: 'shutdown-abort', env: { SLUICE_SHUTDOWN_GRACE_MS: '800', SLUICE_SHUTDOWN_ABORT_MS: '60000' } });
       try {
         const first = randomBytes(backend === 's3' ? 6 * MiB : MiB);
         const up = await rawUpload(srv.port, { path: '/v1/files/stalled.bin', length: 40 * MiB });
         await up.write(Buffer.concat([await pngOfSize(1024), first]));
-        await sleep(500); // let the first part reach storage
+        // In flight, and on S3 with its first part stored: the abort has a multipart upload to clean up.
+        await until(async () => (await uploadsInflight(srv.url)) === 1 && (backend === 'fs' || (await childLeftovers(srv)).pending > 0), 'the first part to reach storage');
         srv.proc.kill('SIGTERM');
         const res = await up.response();
         // Either the 503 arrives before the connection closes, or the close is the error.

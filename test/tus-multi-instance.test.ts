@@ -10,15 +10,22 @@ import { startServer, type TestServer } from './helpers/server.ts';
 import { call, pngOfSize, sha256 } from './helpers/http.ts';
 import { createUpload, offsetOf, patch } from './helpers/tus.ts';
 import { listKeys, s3TestServer } from './helpers/s3.ts';
+import { until } from './helpers/wait.ts';
 
 const MiB = 1024 * 1024;
 
-async function* slowly(buf: Buffer, pieces: number, delayMs: number): AsyncGenerator<Uint8Array> {
+/** The body in `pieces`, `delayMs` apart; `sent.pieces` counts what the client has handed over. */
+function slowly(buf: Buffer, pieces: number, delayMs: number): { body: AsyncGenerator<Uint8Array>; sent: { pieces: number } } {
+  const sent = { pieces: 0 };
   const size = Math.ceil(buf.length / pieces);
-  for (let i = 0; i < buf.length; i += size) {
-    yield buf.subarray(i, i + size);
-    await sleep(delayMs);
+  async function* body(): AsyncGenerator<Uint8Array> {
+    for (let i = 0; i < buf.length; i += size) {
+      yield buf.subarray(i, i + size);
+      sent.pieces++;
+      await sleep(delayMs);
+    }
   }
+  return { body: body(), sent };
 }
 
 describe('tus on two instances sharing one bucket', { skip: s3TestServer() ? false : 'needs S3' }, () => {
@@ -57,8 +64,11 @@ describe('tus on two instances sharing one bucket', { skip: s3TestServer() ? fal
     const { url } = await createUpload(a.url, total, { filename: 'race.png' });
     const path = new URL(url).pathname;
     const headers = { 'tus-resumable': '1.0.0', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream', 'content-length': String(first.length) };
-    const slow = call(`${a.url}${path}`, { method: 'PATCH', headers, body: slowly(first, 12, 80) });
-    await sleep(300); // A holds the lock and is mid-body
+    const lockPrefix = `${a.config.keyPrefix}/_system/tus/locks/`;
+    const slowBody = slowly(first, 12, 80);
+    const slow = call(`${a.url}${path}`, { method: 'PATCH', headers, body: slowBody.body });
+    // A holds the lock and is mid-body: its lock is in the bucket and the client is past its first pieces.
+    await until(async () => slowBody.sent.pieces >= 3 && (await listKeys(a.s3!, a.bucket!, lockPrefix)).length > 0, 'A to take the lock');
     const fast = call(`${b.url}${path}`, { method: 'PATCH', headers, body: rival });
     const [ra, rb] = await Promise.all([slow, fast]);
     assert.equal(ra.status, 204, `A: ${ra.body.toString()}`);
@@ -71,13 +81,7 @@ describe('tus on two instances sharing one bucket', { skip: s3TestServer() ? fal
     const file = await call(`${a.url}/v1/files/${id}/content`);
     assert.equal(sha256(file.body), sha256(Buffer.concat([first, rest])));
     // Each instance keeps an idle lock for a second (the client's next PATCH reuses it), then gives it back.
-    let locks: string[] = [];
-    for (let i = 0; i < 50; i++) {
-      locks = await listKeys(a.s3!, a.bucket!, `${a.config.keyPrefix}/_system/tus/locks/`);
-      if (locks.length === 0) break;
-      await sleep(100);
-    }
-    assert.deepEqual(locks, [], 'every lock released');
+    await until(async () => (await listKeys(a.s3!, a.bucket!, lockPrefix)).length === 0, 'every lock to be released');
   });
 
   it('an upload terminated on one instance is gone on the other, never reported complete', async () => {

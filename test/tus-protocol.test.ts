@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { backends, leftovers, startServer, type TestServer } from './helpers/server.ts';
 import { call, pngOfSize, sha256 } from './helpers/http.ts';
 import { TUS, createUpload, head, offsetOf, patch, tusMetadata, settledLeftovers } from './helpers/tus.ts';
+import { until } from './helpers/wait.ts';
 
 const MiB = 1024 * 1024;
 
@@ -139,12 +139,18 @@ for (const backend of backends()) {
 
 describe('tus expiration', () => {
   it('a PATCH after the upload expired is refused with 410', async () => {
-    const srv = await startServer({ env: { SLUICE_TUS_EXPIRY_MS: '1000' } });
+    // Long enough that the first PATCH lands inside it on a loaded machine; the test then waits for the
+    // expiry the server announced, not for a guessed time.
+    const srv = await startServer({ env: { SLUICE_TUS_EXPIRY_MS: '5000' } });
     try {
       const data = await pngOfSize(10_000);
       const { url } = await createUpload(srv.url, 20_000);
-      assert.equal((await patch(url, 0, data)).status, 204);
-      await sleep(1200);
+      const first = await patch(url, 0, data);
+      assert.equal(first.status, 204);
+      const expires = Date.parse(String(first.headers['upload-expires']));
+      assert.ok(Number.isFinite(expires), `Upload-Expires: ${String(first.headers['upload-expires'])}`);
+      // Upload-Expires is an HTTP date, whole seconds rounded down: the upload ends within the second after it.
+      await until(() => Date.now() > expires + 1000, 'the upload to expire', 30_000);
       assert.equal((await patch(url, 10_000, data)).status, 410);
     } finally {
       await srv.close();

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { backends, startServer, type TestServer } from './helpers/server.ts';
 import { call, pngOfSize, sha256 } from './helpers/http.ts';
 import { createUpload, offsetOf, patch } from './helpers/tus.ts';
+import { until } from './helpers/wait.ts';
 
 const MiB = 1024 * 1024;
 
@@ -22,16 +23,17 @@ async function patchThenDrop(url: string, offset: number, body: Buffer, sendByte
       `Content-Type: application/offset+octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`,
   );
   await new Promise<void>((resolve) => sock.write(body.subarray(0, sendBytes), () => resolve()));
-  await sleep(500); // let the server store what arrived
+  // Drop only once the server has stored most of what was sent (all but a socket buffer).
+  await until(async () => (await offsetOf(url)) >= sendBytes - MiB, 'the server to store what arrived');
   sock.destroy();
 }
 
 /** HEAD until the offset stops moving (the dropped request's writes have settled). */
 async function settledOffset(url: string): Promise<number> {
   let last = -1;
-  for (let i = 0; i < 100; i++) {
+  for (let same = 0; same < 5; ) {
     const now = await offsetOf(url);
-    if (now === last) return now;
+    same = now === last ? same + 1 : 0;
     last = now;
     await sleep(200);
   }

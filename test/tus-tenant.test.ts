@@ -14,6 +14,7 @@ import { createLogger } from '../src/logger.ts';
 import { createStorage } from '../src/storage/index.ts';
 import { call, pngOfSize, sha256 } from './helpers/http.ts';
 import { TUS, createUpload, patch } from './helpers/tus.ts';
+import { TEST_SERVER_ENV } from './helpers/test-env.ts';
 
 describe('tus uploads and tenants', () => {
   let app: SluiceApp;
@@ -21,7 +22,7 @@ describe('tus uploads and tenants', () => {
   let dataDir: string;
   before(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'sluice-tus-tenant-'));
-    const config = loadConfig({ LOG_LEVEL: 'silent', SLUICE_STORAGE: 'fs', SLUICE_DATA_DIR: dataDir });
+    const config = loadConfig({ ...TEST_SERVER_ENV, LOG_LEVEL: 'silent', SLUICE_STORAGE: 'fs', SLUICE_DATA_DIR: dataDir });
     const deps = defaultDeps(config, createStorage(config), createLogger(config));
     app = await buildApp(deps);
     app.addHook('onRequest', async (request) => {

@@ -3,18 +3,10 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { describe, it, before, after } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { backends, leftovers, startServer, type TestServer } from './helpers/server.ts';
 import { pngOfSize } from './helpers/http.ts';
-
-async function waitFor(check: () => Promise<boolean>, ms = 10_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await sleep(100);
-  }
-  return check();
-}
+import { listPendingMultipartUploads } from './helpers/s3.ts';
+import { until } from './helpers/wait.ts';
 
 for (const backend of backends()) {
   describe(`client disconnect on ${backend}`, () => {
@@ -39,13 +31,17 @@ for (const backend of backends()) {
           sock.write(`--${boundary}\r\nContent-Disposition: form-data; name="f"; filename="cut.png"\r\n\r\n`);
         }
         await new Promise<void>((resolve) => sock.write(data, () => resolve()));
-        await sleep(300); // let the server start the multipart upload
+        // The cut must come mid-upload: admitted, and on S3 with its multipart upload started.
+        await until(
+          async () => srv.deps.budget.used > 0 && (!srv.s3 || (await listPendingMultipartUploads(srv.s3, srv.bucket!)).length > 0),
+          'the upload to be under way',
+        );
         sock.destroy();
-        const clean = await waitFor(async () => {
+        // The abort removes what was stored, then gives the buffer budget back.
+        await until(async () => {
           const l = await leftovers(srv);
-          return l.keys.length === 0 && l.pending === 0;
-        });
-        assert.ok(clean, `leftovers: ${JSON.stringify(await leftovers(srv))}`);
+          return l.keys.length === 0 && l.pending === 0 && srv.deps.budget.used === 0;
+        }, 'no leftovers').catch(async (err: unknown) => assert.fail(`${String(err)}: ${JSON.stringify(await leftovers(srv))}, budget used ${srv.deps.budget.used}`));
         // And the service is still healthy.
         const res = await fetch(`${srv.url}/health`);
         assert.equal(res.status, 200);

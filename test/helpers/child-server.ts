@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { s3Env, type Backend } from './server.ts';
 import type { S3TestServer } from './s3.ts';
+import { TEST_SERVER_ENV } from './test-env.ts';
 
 const SERVER = fileURLToPath(new URL('../../src/server.ts', import.meta.url));
 
@@ -35,7 +36,7 @@ export interface ChildOptions {
   env?: Record<string, string>;
   args?: string[];
   label?: string;
-  /** How long to wait for 'sluice listening' (default 15 s). */
+  /** How long to wait for 'sluice listening' (default 60 s: a loaded CI machine starts node slowly; only a hang takes this long). */
   startTimeoutMs?: number;
   /** Run through `sh -c <wrap> node server.ts ...` (benches raise `ulimit -n` this way). */
   wrap?: string;
@@ -44,7 +45,7 @@ export interface ChildOptions {
 }
 
 export async function startChild(opts: ChildOptions = {}): Promise<ChildServer> {
-  const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SLUICE_REAPER_INTERVAL_MS: '0', SLUICE_JOBS_POOL_SIZE: '0' }; // jobs off unless a test asks: their variants would be in every key listing
+  const env: Record<string, string> = { ...TEST_SERVER_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SLUICE_REAPER_INTERVAL_MS: '0', SLUICE_JOBS_POOL_SIZE: '0' }; // jobs off unless a test asks: their variants would be in every key listing
   let dataDir: string | undefined;
   let bucket: string | undefined;
   let s3: S3TestServer | undefined;
@@ -86,7 +87,8 @@ export async function startChild(opts: ChildOptions = {}): Promise<ChildServer> 
       }
     }
   });
-  const waitForLog = (match: (l: LogLine) => boolean, ms = 15_000) => {
+  // The deadline turns a line that never comes into a message; a loaded machine is slow, not wrong, so it is generous.
+  const waitForLog = (match: (l: LogLine) => boolean, ms = 60_000) => {
     const seen = logs.find(match);
     if (seen) return Promise.resolve(seen);
     return new Promise<LogLine>((resolve, reject) => {
@@ -137,6 +139,14 @@ export async function childLeftovers(c: Pick<ChildServer, 'dataDir' | 'bucket' |
   return { keys: entries.filter((e) => e.isFile()).map((e) => path.relative(c.dataDir!, path.join(e.parentPath, e.name))), pending: 0 };
 }
 
+/** Uploads whose body the server is reading now (sluice_uploads_inflight over every route, from /metrics). */
+export async function uploadsInflight(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^sluice_uploads_inflight(?:\{[^}]*\})? (\d+)$/gm)) n += Number(m[1]);
+  return n;
+}
+
 /** A raw HTTP/1.1 upload over a socket, fed by the test: full control of timing. */
 export async function rawUpload(port: number, opts: { path: string; length: number }) {
   const { connect } = await import('node:net');
@@ -144,25 +154,26 @@ export async function rawUpload(port: number, opts: { path: string; length: numb
   await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
   sock.write(`PUT ${opts.path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${opts.length}\r\n\r\n`);
   let raw = '';
-  sock.on('data', (d: Buffer) => (raw += d.toString('latin1')));
   sock.on('error', () => {});
-  const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+  // Settles once a whole answer (head and Content-Length body) is in, or the server closed the socket.
+  const answered = new Promise<void>((resolve) => {
+    const complete = () => {
+      const at = raw.indexOf('\r\n\r\n');
+      const len = /\r\ncontent-length: (\d+)\r\n/i.exec(raw);
+      return at >= 0 && (len ? raw.length - at - 4 >= Number(len[1]) : false);
+    };
+    sock.on('data', (d: Buffer) => {
+      raw += d.toString('latin1');
+      if (complete()) resolve();
+    });
+    sock.once('close', () => resolve());
+  });
   return {
     sock,
     write: (b: Buffer) => new Promise<void>((resolve) => sock.write(b, () => resolve())),
     /** Resolves with the status (0 when the connection closed without an answer) and body once the server closes or answers. */
     async response(): Promise<{ status: number; body: string }> {
-      for (let i = 0; i < 600 && !/\r\n\r\n/.test(raw); i++) {
-        if (sock.destroyed) break;
-        await Promise.race([closed, new Promise((r) => setTimeout(r, 50))]);
-      }
-      // Then the body: up to its Content-Length, or until the server closes.
-      for (let i = 0; i < 100 && !sock.destroyed; i++) {
-        const len = /\r\ncontent-length: (\d+)\r\n/i.exec(raw);
-        const at = raw.indexOf('\r\n\r\n');
-        if (len && at >= 0 && raw.length - at - 4 >= Number(len[1])) break;
-        await Promise.race([closed, new Promise((r) => setTimeout(r, 50))]);
-      }
+      await answered;
       const m = /^HTTP\/1\.1 (\d{3})/.exec(raw);
       return { status: m ? Number(m[1]) : 0, body: raw.slice(raw.indexOf('\r\n\r\n') + 4) };
     },

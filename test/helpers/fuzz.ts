@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { hsEnv, hsToken } from './auth.ts';
+import { TEST_SERVER_ENV } from './test-env.ts';
 
 // ---------------------------------------------------------------- generator
 
@@ -317,6 +318,10 @@ export interface FuzzServer {
   exited: () => boolean;
   rssBytes(): Promise<number>;
   openFds(): Promise<number>;
+  /** Waits until at most `max` fds are open (closing sockets settle); returns the count, or the last seen after `deadlineMs`. */
+  fdsAtMost(max: number, deadlineMs: number): Promise<number>;
+  /** The server's own memory figures from /metrics (bytes): V8 heap used, external (Buffers), RSS. */
+  memory(): Promise<{ heapUsed: number; external: number; rss: number }>;
   stderr(): string;
   stop(): Promise<void>;
 }
@@ -330,11 +335,12 @@ async function freePort(): Promise<number> {
 }
 
 /** `node src/server.ts` on the fs backend, auth on, rate limits off (the fuzz would only meet 429s). */
-export async function startFuzzServer(): Promise<FuzzServer> {
+export async function startFuzzServer(opts: { nodeArgs?: string[] } = {}): Promise<FuzzServer> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'sluice-fuzz-'));
   const port = await freePort();
   const env = {
     PATH: process.env.PATH ?? '',
+    ...TEST_SERVER_ENV,
     PORT: String(port),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
@@ -347,7 +353,7 @@ export async function startFuzzServer(): Promise<FuzzServer> {
     SLUICE_TENANT_MAX_CONCURRENT_UPLOADS: '0',
     ...hsEnv(),
   };
-  const child = spawn(process.execPath, ['src/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), 'src/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   let exited = false;
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-20_000)));
@@ -373,6 +379,21 @@ export async function startFuzzServer(): Promise<FuzzServer> {
     },
     async openFds() {
       return (await readdir(`${proc}/fd`)).length;
+    },
+    async fdsAtMost(max, deadlineMs) {
+      const until = performance.now() + deadlineMs;
+      for (;;) {
+        const n = (await readdir(`${proc}/fd`)).length;
+        if (n <= max || performance.now() > until || exited) return n;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+    async memory() {
+      const token = await hsToken({ scopes: ['admin'], tenant: null });
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+      const text = await res.text();
+      const metric = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+      return { heapUsed: metric('nodejs_heap_size_used_bytes'), external: metric('nodejs_external_memory_bytes'), rss: metric('process_resident_memory_bytes') };
     },
     stderr: () => err + out,
     async stop() {
@@ -402,7 +423,8 @@ export interface FuzzReport {
   durationMs: number;
 }
 
-export async function runFuzz(server: FuzzServer, opts: { from: number; count: number; concurrency: number }): Promise<FuzzReport> {
+/** `answerTimeoutMs`: how long one request may wait for its answer before it counts as unanswered (default 5 s). */
+export async function runFuzz(server: FuzzServer, opts: { from: number; count: number; concurrency: number; answerTimeoutMs?: number }): Promise<FuzzReport> {
   const samples = await makeSamples();
   const token = await hsToken({ tenant: 'fuzz', expiresIn: 24 * 3600 });
   const report: FuzzReport = { requests: 0, fourXx: 0, fiveXx: 0, bad: [], slow: [], crashes: 0, byCode: {}, maxLatencyMs: 0, durationMs: 0 };
@@ -413,7 +435,7 @@ export async function runFuzz(server: FuzzServer, opts: { from: number; count: n
     while (next < last && !server.exited()) {
       const index = next++;
       const c = generateCase(index, samples, token);
-      const o = await send(server.port, c);
+      const o = await send(server.port, c, opts.answerTimeoutMs);
       report.requests++;
       if (o.status >= 500) report.fiveXx++;
       if (o.status >= 400 && o.status < 500) report.fourXx++;

@@ -15,6 +15,7 @@ import type { Storage } from '../../src/storage/storage.ts';
 import { call } from './http.ts';
 import { s3Env, type Backend } from './server.ts';
 import type { S3TestServer } from './s3.ts';
+import { TEST_SERVER_ENV } from './test-env.ts';
 
 export interface JobsServer {
   url: string;
@@ -30,7 +31,7 @@ export interface JobsServer {
 }
 
 export async function startJobsServer(opts: { backend?: Backend; env?: Record<string, string>; label?: string } = {}): Promise<JobsServer> {
-  const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SLUICE_JOBS_POOL_SIZE: '2' };
+  const env: Record<string, string> = { ...TEST_SERVER_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SLUICE_JOBS_POOL_SIZE: '2' };
   let dataDir: string | undefined;
   let s3: Awaited<ReturnType<typeof s3Env>> | undefined;
   if (opts.backend === 's3') {
@@ -73,7 +74,8 @@ export type FileJson = Manifest & { links: Record<string, string> };
 
 /** Poll GET /v1/files/:id until no job is pending or running (and the webhook, if any, is settled). */
 export async function waitForJobs(url: string, id: string, opts: { timeoutMs?: number; webhook?: boolean } = {}): Promise<FileJson> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  // Only a hang takes this long: a loaded CI machine runs image jobs many times slower than a quiet one.
+  const deadline = Date.now() + (opts.timeoutMs ?? 180_000);
   for (;;) {
     const res = await call(`${url}/v1/files/${id}`);
     if (res.status !== 200) throw new Error(`GET /v1/files/${id}: ${res.status} ${res.body.toString()}`);
@@ -94,7 +96,7 @@ export async function upload(url: string, name: string, body: Buffer, opts: { pr
 }
 
 /** Marker keys left under <prefix>/_system/jobs/, once they have settled (a marker goes just after the last manifest write). */
-export async function markersLeft(srv: Pick<JobsServer, 'storage' | 'config'>, timeoutMs = 5_000): Promise<string[]> {
+export async function markersLeft(srv: Pick<JobsServer, 'storage' | 'config'>, timeoutMs = 60_000): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const page = await srv.storage.list({ prefix: `${srv.config.keyPrefix}/_system/jobs/` });

@@ -9,6 +9,7 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createStorage } from '../../src/storage/index.ts';
 import type { Storage } from '../../src/storage/storage.ts';
+import { TEST_SERVER_ENV } from './test-env.ts';
 import { createTestBucket, s3TestServer, type S3TestServer } from './s3.ts';
 
 export interface TestServer {
@@ -49,7 +50,7 @@ export async function startServer(opts: { backend?: Backend; env?: Record<string
   const backend = opts.backend ?? 'fs';
   let dataDir: string | undefined;
   let s3: Awaited<ReturnType<typeof s3Env>> | undefined;
-  const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SLUICE_JOBS_POOL_SIZE: '0' }; // no processing jobs (and no job markers) unless a test asks
+  const env: Record<string, string> = { ...TEST_SERVER_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SLUICE_JOBS_POOL_SIZE: '0' }; // no processing jobs (and no job markers) unless a test asks
   if (backend === 's3') {
     s3 = await s3Env(opts.label ?? 'sluice-test');
     Object.assign(env, s3.env);
