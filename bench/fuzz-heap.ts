@@ -72,17 +72,20 @@ try {
   const rssStart = await server.rssBytes();
   await runFuzz(server, { from: 0, count: warmup, concurrency, answerTimeoutMs: 60_000 });
   await server.fdsAtMost(fdStart + 2, 30_000);
+  const rss0BeforeGc = await server.rssBytes();
   const a = await snapshot(server, dir);
   const m0 = await server.memory();
   const rss0 = await server.rssBytes();
   const run = await runFuzz(server, { from: warmup, count: requests, concurrency, answerTimeoutMs: 60_000 });
   await server.fdsAtMost(fdStart + 2, 30_000);
+  const rss1BeforeGc = await server.rssBytes();
   const b = await snapshot(server, dir);
   const m1 = await server.memory();
   const rss1 = await server.rssBytes();
 
   console.log(`fuzz requests   warm-up ${warmup}, then ${run.requests} (bad ${run.bad.length}, crashed ${server.exited()})`);
-  console.log(`rss             start ${mib(rssStart)} MiB, after warm-up ${mib(rss0)} MiB, after the run ${mib(rss1)} MiB: ${mib(rss1 - rss0)} MiB`);
+  console.log(`rss             start ${mib(rssStart)} MiB; before the snapshot's full GC: after warm-up ${mib(rss0BeforeGc)} MiB, after the run ${mib(rss1BeforeGc)} MiB: ${mib(rss1BeforeGc - rss0BeforeGc)} MiB`);
+  console.log(`rss after GC    after warm-up ${mib(rss0)} MiB, after the run ${mib(rss1)} MiB: ${mib(rss1 - rss0)} MiB`);
   console.log(`live heap       ${mib(a.total)} → ${mib(b.total)} MiB (snapshots, after a full GC): ${mib(b.total - a.total)} MiB`);
   console.log(`V8 heap used    ${mib(m0.heapUsed)} → ${mib(m1.heapUsed)} MiB (/metrics, between GCs)`);
   console.log(`external        ${mib(m0.external)} → ${mib(m1.external)} MiB (Buffers and other off-heap memory V8 knows of)`);
@@ -94,7 +97,7 @@ try {
   const perRequest = growth.filter((g) => g.count >= run.requests);
   console.log(`constructors that grew by >= 1 object per request: ${perRequest.length === 0 ? 'none' : perRequest.map((g) => g.k).join(', ')}`);
   console.log(
-    `RESULT fuzz-heap requests=${run.requests} rss_drift_mb=${mib(rss1 - rss0)} heap_drift_mb=${mib(b.total - a.total)} external_drift_mb=${mib(m1.external - m0.external)} per_request_growth=${perRequest.length}`,
+    `RESULT fuzz-heap requests=${run.requests} rss_drift_mb=${mib(rss1BeforeGc - rss0BeforeGc)} rss_drift_after_gc_mb=${mib(rss1 - rss0)} heap_drift_mb=${mib(b.total - a.total)} external_drift_mb=${mib(m1.external - m0.external)} per_request_growth=${perRequest.length}`,
   );
 } finally {
   await server.stop();
