@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { S3_PROVIDERS, S3_PROVIDER_PROFILES, type S3Provider } from './storage/s3-providers.ts';
+import { fitsParts } from './storage/s3-parts.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -55,13 +57,21 @@ const envSchema = z.object({
   /** Static credentials; unset means the AWS SDK's default chain (env, profile, IMDS, ...). */
   SLUICE_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   SLUICE_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
-  /** Path-style URLs (http://host/bucket/key): MinIO and most S3-compatible stores want true. */
-  SLUICE_S3_FORCE_PATH_STYLE: bool.default(false),
+  /**
+   * Which S3 implementation the bucket lives on: sets the defaults of the checksum mode,
+   * the part count limit, equal part sizes (R2) and path-style URLs (README "S3 providers").
+   */
+  SLUICE_S3_PROVIDER: z.enum(S3_PROVIDERS).default('generic'),
+  /** Path-style URLs (http://host/bucket/key): MinIO and most S3-compatible stores want true. Default: the provider's. */
+  SLUICE_S3_FORCE_PATH_STYLE: bool.optional(),
   /**
    * When the SDK computes request checksums: when_supported (SDK default, CRC32 on every
    * upload; AWS, MinIO) or when_required (R2, B2 and other stores that reject them).
+   * Default: the provider's.
    */
-  SLUICE_S3_CHECKSUM: z.enum(['when_supported', 'when_required']).default('when_supported'),
+  SLUICE_S3_CHECKSUM: z.enum(['when_supported', 'when_required']).optional(),
+  /** Most parts per multipart upload (S3: 10,000; Scaleway: 1,000). Default: the provider's. */
+  SLUICE_S3_MAX_PARTS: int(1, 10_000).optional(),
   /** Multipart part size. Memory per upload is about part size × (queue size + 1). */
   SLUICE_S3_PART_SIZE: int(5 * MiB, 512 * MiB).default(8 * MiB),
   /** Parts uploaded concurrently per file. */
@@ -253,6 +263,14 @@ export interface S3Config {
   partSize: number;
   queueSize: number;
   uploader: 'parts' | 'lib-storage';
+  provider: S3Provider;
+  /** The provider's part rules (s3-parts.ts plans part sizes within them). */
+  maxParts: number;
+  minPartSize: number;
+  maxPartSize: number;
+  equalParts: boolean;
+  /** The largest object sluice puts (SLUICE_MAX_FILE_BYTES): part sizes are planned so it fits. */
+  maxObjectBytes: number;
 }
 
 export interface Config {
@@ -474,6 +492,16 @@ export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
   if ((e.SLUICE_S3_ACCESS_KEY_ID === undefined) !== (e.SLUICE_S3_SECRET_ACCESS_KEY === undefined)) {
     throw new ConfigError('invalid SLUICE_S3_SECRET_ACCESS_KEY: set both SLUICE_S3_ACCESS_KEY_ID and SLUICE_S3_SECRET_ACCESS_KEY, or neither');
   }
+  const profile = S3_PROVIDER_PROFILES[e.SLUICE_S3_PROVIDER];
+  const maxParts = e.SLUICE_S3_MAX_PARTS ?? profile.maxParts;
+  if (kind === 's3' && !fitsParts(e.SLUICE_MAX_FILE_BYTES, { maxParts, maxPartSize: profile.maxPartSize, equalParts: profile.equalParts })) {
+    throw new ConfigError(
+      `invalid SLUICE_MAX_FILE_BYTES: ${e.SLUICE_MAX_FILE_BYTES} bytes do not fit ${maxParts} parts of at most ${profile.maxPartSize} bytes (SLUICE_S3_MAX_PARTS, SLUICE_S3_PROVIDER)`,
+    );
+  }
+  if (kind === 's3' && e.SLUICE_S3_PART_SIZE < profile.minPartSize) {
+    throw new ConfigError(`invalid SLUICE_S3_PART_SIZE: ${e.SLUICE_S3_PROVIDER} needs parts of at least ${profile.minPartSize} bytes`);
+  }
   const config: Config = {
     port: e.PORT,
     host: e.HOST,
@@ -489,11 +517,17 @@ export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
               bucket: e.SLUICE_S3_BUCKET as string,
               accessKeyId: e.SLUICE_S3_ACCESS_KEY_ID,
               secretAccessKey: e.SLUICE_S3_SECRET_ACCESS_KEY,
-              forcePathStyle: e.SLUICE_S3_FORCE_PATH_STYLE,
-              checksum: e.SLUICE_S3_CHECKSUM,
+              forcePathStyle: e.SLUICE_S3_FORCE_PATH_STYLE ?? profile.forcePathStyle,
+              checksum: e.SLUICE_S3_CHECKSUM ?? profile.checksum,
               partSize: e.SLUICE_S3_PART_SIZE,
               queueSize: e.SLUICE_S3_QUEUE_SIZE,
               uploader: e.SLUICE_S3_UPLOADER,
+              provider: e.SLUICE_S3_PROVIDER,
+              maxParts,
+              minPartSize: profile.minPartSize,
+              maxPartSize: profile.maxPartSize,
+              equalParts: profile.equalParts,
+              maxObjectBytes: e.SLUICE_MAX_FILE_BYTES,
             },
           }
         : { kind: 'fs', dataDir: e.SLUICE_DATA_DIR },
