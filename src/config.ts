@@ -212,6 +212,11 @@ const envSchema = z.object({
    * default; on S3 only with a single instance or sticky routing by upload URL).
    */
   SLUICE_TUS_LOCK: z.enum(['bucket', 'process']).optional(),
+  /**
+   * How long a tus request waits for its upload's lock (held by another PATCH, or by the
+   * finish of that upload: read-back and commit) before it is answered 423 UPLOAD_LOCKED.
+   */
+  SLUICE_TUS_LOCK_TIMEOUT_MS: int(100).default(20_000),
   // --- operations: shutdown, metrics, reaper, load shedding, cluster (docs/operations.md) ---
   /** Time in-flight requests get to finish after SIGTERM/SIGINT before uploads are aborted. */
   SLUICE_SHUTDOWN_GRACE_MS: int(0).default(30_000),
@@ -451,6 +456,7 @@ function toConfig(e: ParsedEnv) {
       expiryMs: e.SLUICE_TUS_EXPIRY_MS,
       sweepIntervalMs: e.SLUICE_TUS_SWEEP_INTERVAL_MS,
       lock: e.SLUICE_TUS_LOCK ?? (kind === 's3' ? 'bucket' : 'process'),
+      lockTimeoutMs: e.SLUICE_TUS_LOCK_TIMEOUT_MS,
     },
     /** Shutdown, metrics, reaper, shedding, cluster (docs/operations.md). */
     ops: {
