@@ -34,6 +34,8 @@ export interface IngestInput {
   tenant: string;
   /** Already sanitised (see names.ts). */
   name: string;
+  /** Relative path, already validated by parsePath (see paths.ts); defaults to name. */
+  path?: string | undefined;
   source: AsyncIterable<Uint8Array>;
   declaredType?: string | undefined;
   expectedSha256?: Buffer | undefined;
@@ -92,6 +94,7 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
     id,
     tenant: input.tenant,
     name: input.name,
+    path: input.path ?? input.name,
     size,
     sha256,
     type: sniff.type(),
