@@ -174,7 +174,7 @@ describe('part rules on MinIO: a body of five 5 MiB parts and a byte under a 4-p
         srv = await startServer({
           backend: 's3',
           label: `parts-${provider}`,
-          env: { SLUICE_S3_PROVIDER: provider, SLUICE_S3_CHECKSUM: 'when_supported', SLUICE_S3_MAX_PARTS: '4', SLUICE_MAX_FILE_BYTES: String(48 * MiB) },
+          env: { SLUICE_SHED_EVENT_LOOP_DELAY_MS: '0', SLUICE_S3_PROVIDER: provider, SLUICE_S3_CHECKSUM: 'when_supported', SLUICE_S3_MAX_PARTS: '4', SLUICE_MAX_FILE_BYTES: String(48 * MiB) },
         });
       });
       after(() => srv.close());
