@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { S3_PROVIDERS, S3_PROVIDER_PROFILES } from './storage/s3-providers.ts';
+import { fitsParts } from './storage/s3-parts.ts';
 import { apiKeyEntrySchema, type ApiKeyEntry } from './core/auth/api-keys.ts';
 import { COMPRESS_JOBS, CONVERT_JOBS, PRESET_FORMATS, type ImageFormat, type ImagePreset } from './core/job-names.ts';
 
@@ -57,13 +59,20 @@ const envSchema = z.object({
   /** Static credentials; unset means the AWS SDK's default chain (env, profile, IMDS, ...). */
   SLUICE_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   SLUICE_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
-  /** Path-style URLs (http://host/bucket/key): MinIO and most S3-compatible stores want true. */
-  SLUICE_S3_FORCE_PATH_STYLE: bool.default(false),
+  /**
+   * Which S3 implementation the bucket lives on: sets the defaults of the checksum mode,
+   * the part count limit, equal part sizes (R2) and path-style URLs (README "S3 providers").
+   */
+  SLUICE_S3_PROVIDER: z.enum(S3_PROVIDERS).default('generic'),
+  /** Path-style URLs (http://host/bucket/key): MinIO and most S3-compatible stores want true. Default: the provider's. */
+  SLUICE_S3_FORCE_PATH_STYLE: bool.optional(),
   /**
    * When the SDK computes request checksums: when_supported (SDK default, CRC32 on every
    * upload; AWS, MinIO) or when_required (R2, B2 and other stores that reject them).
    */
-  SLUICE_S3_CHECKSUM: z.enum(['when_supported', 'when_required']).default('when_supported'),
+  SLUICE_S3_CHECKSUM: z.enum(['when_supported', 'when_required']).optional(),
+  /** Most parts per multipart upload (S3: 10,000; Scaleway: 1,000). Default: the provider's. */
+  SLUICE_S3_MAX_PARTS: int(1, 10_000).optional(),
   /** Multipart part size. Memory per upload is about part size × (queue size + 1). */
   SLUICE_S3_PART_SIZE: int(5 * MiB, 512 * MiB).default(8 * MiB),
   /** Parts uploaded concurrently per file. */
@@ -315,6 +324,14 @@ function checkRelations(e: ParsedEnv, ctx: z.RefinementCtx): void {
   if ((e.SLUICE_S3_ACCESS_KEY_ID === undefined) !== (e.SLUICE_S3_SECRET_ACCESS_KEY === undefined)) {
     refuse('SLUICE_S3_SECRET_ACCESS_KEY', 'set both SLUICE_S3_ACCESS_KEY_ID and SLUICE_S3_SECRET_ACCESS_KEY, or neither');
   }
+  if (kind === 's3') {
+    const profile = S3_PROVIDER_PROFILES[e.SLUICE_S3_PROVIDER];
+    const maxParts = e.SLUICE_S3_MAX_PARTS ?? profile.maxParts;
+    if (!fitsParts(e.SLUICE_MAX_FILE_BYTES, { maxParts, maxPartSize: profile.maxPartSize, equalParts: profile.equalParts })) {
+      refuse('SLUICE_MAX_FILE_BYTES', `more than ${maxParts} parts of at most ${profile.maxPartSize} bytes hold (SLUICE_S3_MAX_PARTS, SLUICE_S3_PROVIDER)`);
+    }
+    if (e.SLUICE_S3_PART_SIZE < profile.minPartSize) refuse('SLUICE_S3_PART_SIZE', `${e.SLUICE_S3_PROVIDER} needs parts of at least ${profile.minPartSize} bytes`);
+  }
 
   const known = new Set<string>([...CONVERT_JOBS, ...COMPRESS_JOBS]);
   for (const p of e.SLUICE_IMAGE_PRESETS) {
@@ -400,6 +417,7 @@ function jobsConfig(e: ParsedEnv) {
 }
 
 function s3Config(e: ParsedEnv) {
+  const profile = S3_PROVIDER_PROFILES[e.SLUICE_S3_PROVIDER];
   return {
     /** Unset means AWS. */
     endpoint: e.SLUICE_S3_ENDPOINT,
@@ -407,11 +425,19 @@ function s3Config(e: ParsedEnv) {
     bucket: e.SLUICE_S3_BUCKET ?? '',
     accessKeyId: e.SLUICE_S3_ACCESS_KEY_ID,
     secretAccessKey: e.SLUICE_S3_SECRET_ACCESS_KEY,
-    forcePathStyle: e.SLUICE_S3_FORCE_PATH_STYLE,
-    checksum: e.SLUICE_S3_CHECKSUM,
+    forcePathStyle: e.SLUICE_S3_FORCE_PATH_STYLE ?? profile.forcePathStyle,
+    checksum: e.SLUICE_S3_CHECKSUM ?? profile.checksum,
     partSize: e.SLUICE_S3_PART_SIZE,
     queueSize: e.SLUICE_S3_QUEUE_SIZE,
     uploader: e.SLUICE_S3_UPLOADER,
+    provider: e.SLUICE_S3_PROVIDER,
+    /** The provider's part rules (s3-parts.ts plans part sizes within them). */
+    maxParts: e.SLUICE_S3_MAX_PARTS ?? profile.maxParts,
+    minPartSize: profile.minPartSize,
+    maxPartSize: profile.maxPartSize,
+    equalParts: profile.equalParts,
+    /** The largest object sluice puts (SLUICE_MAX_FILE_BYTES): part sizes are planned so it fits. */
+    maxObjectBytes: e.SLUICE_MAX_FILE_BYTES,
   };
 }
 

@@ -43,6 +43,8 @@ export interface IngestInput {
   signal: AbortSignal;
   /** Jobs asked for (already validated by parseProcess); undefined: the per-type defaults. */
   process?: readonly string[] | undefined;
+  /** The body's length when the request declared it (Content-Length); storage sizes its parts from it. */
+  declaredSize?: number | undefined;
 }
 
 /** A stored original, not yet visible: `commitFiles` makes it so. */
@@ -72,6 +74,7 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
           contentType: sniff.type().mime,
           metadata: { 'sluice-id': id, 'sluice-tenant': input.tenant },
           signal: input.signal,
+          sizeHint: input.declaredSize,
         });
         stored = true;
       },
