@@ -41,6 +41,8 @@ export const errorCatalogue = {
   CHECKSUM_MISMATCH: { status: 422, message: 'The file does not match the digest the client sent' },
   // 499: the client went away; logged and counted, never seen by the client.
   CLIENT_ABORTED: { status: 499, message: 'The client closed the connection before the upload finished' },
+  // 409: a conditional write (storage.ts ConditionalWrites) found the object changed or gone.
+  WRITE_CONFLICT: { status: 409, message: 'The object changed while it was being written; retry' },
   // 500: a bug. Everything a client can cause has a 4xx code above.
   INTERNAL: { status: 500, message: 'Internal error' },
   // 503
