@@ -26,7 +26,7 @@ export interface IngestDeps {
   config: Readonly<Config>;
   storage: Storage;
   log: CoreLog;
-  /** Receives committed files for processing (issue 3); absent: jobs wait for the next rescan. */
+  /** Receives committed files for processing; absent: jobs wait for the next rescan. */
   jobs?: JobQueue | undefined;
 }
 
