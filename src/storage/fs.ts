@@ -5,8 +5,8 @@
 // removes orphans through sweepStale.
 //
 // Conditional writes: every step that makes a key appear, change or vanish
-// (rename, link, unlink) runs under that key's in-process lock, so putIf and
-// deleteIf check the etag and act as one step. The etag is inode, size and
+// (rename, link, unlink) runs under that key's in-process lock, so putIf
+// checks the etag and acts as one step. The etag is inode, size and
 // mtime in nanoseconds: a put always makes a new inode, and none of the three
 // changes on rename.
 
@@ -141,17 +141,6 @@ export class FsStorage implements Storage, StaleUploadSweeper, ConditionalWrites
   async delete(key: string): Promise<void> {
     const file = this.#path(key);
     const removed = await this.#keyLock.acquire(key, () => unlinkIfPresent(file));
-    if (removed) await this.#prune(file);
-  }
-
-  async deleteIf(key: string, opts: { ifMatch: string }): Promise<void> {
-    const file = this.#path(key);
-    const removed = await this.#keyLock.acquire(key, async () => {
-      const cur = await statOrNull(file);
-      if (!cur) return false;
-      if (etagOf(cur) !== opts.ifMatch) throw new SluiceError('WRITE_CONFLICT');
-      return unlinkIfPresent(file);
-    });
     if (removed) await this.#prune(file);
   }
 

@@ -1,6 +1,6 @@
 // A Storage that records latency, errors and bytes of every operation of the
 // storage it wraps, so adapters stay free of metrics. Optional capabilities
-// (sweepStale, putIf/deleteIf) are passed through only where the wrapped storage has them.
+// (sweepStale, putIf) are passed through only where the wrapped storage has them.
 
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -18,16 +18,14 @@ export class InstrumentedStorage implements Storage {
   readonly #m: SluiceMetrics;
   readonly sweepStale?: StaleUploadSweeper['sweepStale'];
   readonly putIf?: ConditionalWrites['putIf'];
-  readonly deleteIf?: ConditionalWrites['deleteIf'];
 
   constructor(inner: Storage, metrics: SluiceMetrics) {
     this.inner = inner;
     this.#m = metrics;
     if (canSweepStale(inner)) this.sweepStale = (opts) => this.#timed('sweep', () => inner.sweepStale(opts));
     if (canWriteConditionally(inner)) {
-      // Timed as put and delete: a refused condition is an outcome, not a storage fault.
+      // Timed as a put; a refused condition is an outcome (conflict), not a storage fault.
       this.putIf = (key, body, opts) => this.#timed('put', () => inner.putIf(key, body, opts), opts.signal);
-      this.deleteIf = (key, opts) => this.#timed('delete', () => inner.deleteIf(key, opts));
     }
   }
 

@@ -131,16 +131,6 @@ export class S3Storage implements Storage, StaleUploadSweeper, ConditionalWrites
     }
   }
 
-  async deleteIf(key: string, opts: { ifMatch: string }): Promise<void> {
-    try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key, IfMatch: opts.ifMatch }));
-    } catch (err) {
-      const status = (err as Partial<S3ServiceException> | null)?.$metadata?.httpStatusCode;
-      if (status === 404 || errName(err) === 'NoSuchKey') return; // gone already: nothing to protect
-      throw conditionFailed(err) ? new SluiceError('WRITE_CONFLICT', { cause: err }) : translate(err);
-    }
-  }
-
   async #putWithLibStorage(
     params: { Bucket: string; Key: string; ContentType: string; Metadata: Record<string, string> | undefined },
     body: AsyncGenerator<Uint8Array>,

@@ -117,17 +117,17 @@ export type WriteCondition = { ifAbsent: true } | { ifMatch: string };
  * - fs: atomic between writers of one process (the per-key lock); across
  *   processes on one directory, `ifAbsent` is still atomic (link(2)), `ifMatch`
  *   is not. S3: atomic for every writer of the bucket.
+ * - There is no conditional delete: MinIO ignores If-Match on DeleteObject
+ *   (deletes anyway). To give something up safely, overwrite it with ifMatch.
  */
 export interface ConditionalWrites {
   /** put(), made visible only if `opts.condition` holds at that moment. Resolves with the new object's etag. */
   putIf(key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions & { condition: WriteCondition }): Promise<PutResult & { etag: string }>;
-  /** Delete only if the object still has `ifMatch`; an absent key succeeds (nothing to protect). */
-  deleteIf(key: string, opts: { ifMatch: string }): Promise<void>;
 }
 
 export function canWriteConditionally(s: Storage): s is Storage & ConditionalWrites {
   const c = s as Partial<ConditionalWrites>;
-  return typeof c.putIf === 'function' && typeof c.deleteIf === 'function';
+  return typeof c.putIf === 'function';
 }
 
 /** The storage's ConditionalWrites, or an error saying which backend lacks them (manifests need them). */
