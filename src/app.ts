@@ -34,6 +34,7 @@ import { loadShedding } from './http/plugins/load-shedding.ts';
 import { openApi } from './http/plugins/openapi.ts';
 import { SluiceMetrics } from './metrics.ts';
 import { InstrumentedStorage } from './storage/instrumented.ts';
+import { RedisLink } from './redis/link.ts';
 
 export interface AppDeps {
   config: Readonly<Config>;
@@ -51,15 +52,20 @@ export interface AppDeps {
   metrics?: SluiceMetrics;
   /** In a cluster worker: the metrics of every worker, aggregated by the primary. */
   clusterMetrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Shared limits and revocation messages (issue 11); absent without SLUICE_REDIS_URL. Closed with the app. */
+  redis?: RedisLink;
 }
 
 export function defaultDeps(config: Readonly<Config>, storage: Storage, log: Logger = createLogger(config)): AppDeps {
   const budget = new BufferBudget(config.uploadBufferBytes);
+  const metrics = config.ops.metrics ? new SluiceMetrics({ uvThreadpoolSize: config.ops.uvThreadpoolSize }) : undefined;
+  // issue 11: one pair of Redis connections per process, errors counted per connection.
+  const redis = config.redis ? new RedisLink(config.redis, log.child({ component: 'redis' }), (role) => metrics?.redisErrors.inc({ connection: role })) : undefined;
+  const shared = redis ? { redis } : {};
   // operations (issue 6): storage operations are measured by wrapping the adapter.
-  if (!config.ops.metrics) return { config, storage, budget, log };
-  const metrics = new SluiceMetrics({ uvThreadpoolSize: config.ops.uvThreadpoolSize });
+  if (!metrics) return { config, storage, budget, log, ...shared };
   metrics.setSources({ budget: () => ({ used: budget.used, capacity: budget.capacity, waiting: budget.waiting }) });
-  return { config, storage: new InstrumentedStorage(storage, metrics), budget, log, metrics };
+  return { config, storage: new InstrumentedStorage(storage, metrics), budget, log, metrics, ...shared };
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -100,6 +106,10 @@ export async function buildApp(appDeps: AppDeps) {
       reply.raw.writeContinue();
     }
   });
+  if (deps.redis) {
+    const link = deps.redis;
+    app.addHook('onClose', () => link.close());
+  }
   await app.register(errorHandler);
   // operations (issue 6): before the routes, so their hooks and the OpenAPI collector see every route.
   await app.register(loadShedding, { shed: config.ops.shed, budget: deps.budget, metrics: deps.metrics });
@@ -108,7 +118,7 @@ export async function buildApp(appDeps: AppDeps) {
   // security (issue 5): headers + CORS, then authentication (sets request.tenant), then per-tenant upload cap
   await app.register(hardening, { config });
   await app.register(auth, { deps });
-  await app.register(uploadLimits, { config, quota });
+  await app.register(uploadLimits, { deps, quota });
   await app.register(routes, { deps });
   return app;
 }

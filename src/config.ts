@@ -238,6 +238,27 @@ const envSchema = z.object({
   /** Serve the OpenAPI description at /docs (JSON at /docs/openapi.json). */
   SLUICE_DOCS: bool.default(true),
   // --- end operations ---
+  // --- beyond one machine (issue 11): Redis, BullMQ, roles; docs/operations.md ---
+  /** What this node does: ingest (uploads, downloads; no pool), worker (the job pool; only /health, /ready, /metrics) or all. */
+  SLUICE_ROLE: z.enum(['ingest', 'worker', 'all']).default('all'),
+  /** redis:// or rediss:// (TLS) URL of a Redis or Valkey; unset: everything stays in this process (embedded). */
+  SLUICE_REDIS_URL: z.url().refine((u) => /^rediss?:\/\//.test(u), 'a redis:// or rediss:// URL').optional(),
+  /** ACL user and password, if not in the URL (SLUICE_REDIS_PASSWORD_FILE works too). */
+  SLUICE_REDIS_USERNAME: z.string().min(1).optional(),
+  SLUICE_REDIS_PASSWORD: z.string().min(1).optional(),
+  /** TLS even with a redis:// URL (rediss:// always uses it). */
+  SLUICE_REDIS_TLS: bool.default(false),
+  /** PEM file of the CA that signed the Redis server's certificate (private CAs); unset: the system CAs. */
+  SLUICE_REDIS_TLS_CA_FILE: z.string().min(1).optional(),
+  /** Prefix of every Redis key sluice writes (limits, leases, BullMQ queues). */
+  SLUICE_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default('sluice'),
+  /** While Redis is unreachable, rate limits and upload caps are skipped (open) or answer 503 LIMITS_UNAVAILABLE (closed). */
+  SLUICE_REDIS_LIMITS_ON_ERROR: z.enum(['open', 'closed']).default('open'),
+  /** Lifetime of a tenant's upload slot in Redis, renewed every third of it while the upload runs; a dead node's slots free within it. */
+  SLUICE_UPLOAD_LEASE_MS: int(1000, 10 * 60_000).default(30_000),
+  /** A BullMQ job whose worker stops renewing its lock this long is stalled and handed to another worker. */
+  SLUICE_JOBS_LOCK_MS: int(1000, 10 * 60_000).default(30_000),
+  // --- end beyond one machine ---
 });
 
 export type Env = Record<string, string | undefined>;
@@ -286,6 +307,22 @@ export interface Config {
   ops: OpsConfig;
   /** Processing jobs (issue 3; docs/jobs.md). */
   jobs: JobsConfig;
+  /** What this node runs (issue 11). */
+  role: 'ingest' | 'worker' | 'all';
+  /** Shared state across instances (issue 11); undefined: embedded, per process. */
+  redis: RedisConfig | undefined;
+}
+
+export interface RedisConfig {
+  url: string;
+  username: string | undefined;
+  password: string | undefined;
+  /** undefined: plain TCP. */
+  tls: { ca: string | undefined } | undefined;
+  prefix: string;
+  limitsOnError: 'open' | 'closed';
+  uploadLeaseMs: number;
+  jobLockMs: number;
 }
 
 export interface ImagePreset {
@@ -379,7 +416,7 @@ function withSecretFiles(env: Env, names: readonly string[]): Env {
   return out;
 }
 
-const SECRET_VARS = ['SLUICE_AUTH_JWT_SECRET', 'SLUICE_AUTH_API_KEYS', 'SLUICE_LINK_SECRET', 'SLUICE_S3_SECRET_ACCESS_KEY'] as const;
+const SECRET_VARS = ['SLUICE_AUTH_JWT_SECRET', 'SLUICE_AUTH_API_KEYS', 'SLUICE_LINK_SECRET', 'SLUICE_S3_SECRET_ACCESS_KEY', 'SLUICE_REDIS_PASSWORD', 'SLUICE_REDIS_URL'] as const;
 
 export function isLoopbackHost(host: string): boolean {
   if (host === 'localhost' || host === '::1' || host === '[::1]') return true;
@@ -471,6 +508,7 @@ export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
   const kind = e.SLUICE_STORAGE ?? (e.SLUICE_S3_BUCKET ? 's3' : 'fs');
   if (kind === 's3' && !e.SLUICE_S3_BUCKET) throw new ConfigError('invalid SLUICE_S3_BUCKET: required when SLUICE_STORAGE=s3');
   if (kind === 'fs' && e.SLUICE_TUS_LOCK === 'bucket') throw new ConfigError('invalid SLUICE_TUS_LOCK: bucket needs the S3 backend');
+  if (e.SLUICE_ROLE === 'worker' && e.SLUICE_JOBS_POOL_SIZE === 0) throw new ConfigError('invalid SLUICE_JOBS_POOL_SIZE: a worker node (SLUICE_ROLE=worker) needs a pool');
   if ((e.SLUICE_S3_ACCESS_KEY_ID === undefined) !== (e.SLUICE_S3_SECRET_ACCESS_KEY === undefined)) {
     throw new ConfigError('invalid SLUICE_S3_SECRET_ACCESS_KEY: set both SLUICE_S3_ACCESS_KEY_ID and SLUICE_S3_SECRET_ACCESS_KEY, or neither');
   }
@@ -540,8 +578,34 @@ export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
       uvThreadpoolSize: e.UV_THREADPOOL_SIZE,
       docs: e.SLUICE_DOCS,
     },
+    role: e.SLUICE_ROLE,
+    redis: redisConfig(e),
   };
   return deepFreeze(config);
+}
+
+// --- beyond one machine (issue 11) ---
+function redisConfig(e: z.infer<typeof envSchema>): RedisConfig | undefined {
+  if (e.SLUICE_REDIS_URL === undefined) return undefined;
+  let ca: string | undefined;
+  if (e.SLUICE_REDIS_TLS_CA_FILE !== undefined) {
+    try {
+      ca = readFileSync(e.SLUICE_REDIS_TLS_CA_FILE, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`invalid SLUICE_REDIS_TLS_CA_FILE: cannot read ${JSON.stringify(e.SLUICE_REDIS_TLS_CA_FILE)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  const tlsOn = e.SLUICE_REDIS_TLS || e.SLUICE_REDIS_URL.startsWith('rediss://') || ca !== undefined;
+  return {
+    url: e.SLUICE_REDIS_URL,
+    username: e.SLUICE_REDIS_USERNAME,
+    password: e.SLUICE_REDIS_PASSWORD,
+    tls: tlsOn ? { ca } : undefined,
+    prefix: e.SLUICE_REDIS_PREFIX,
+    limitsOnError: e.SLUICE_REDIS_LIMITS_ON_ERROR,
+    uploadLeaseMs: e.SLUICE_UPLOAD_LEASE_MS,
+    jobLockMs: e.SLUICE_JOBS_LOCK_MS,
+  };
 }
 
 // --- processing jobs (issue 3) ---
