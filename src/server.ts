@@ -56,7 +56,7 @@ if (cluster.isWorker) onPrimaryShutdown(() => stop('primary', false));
 
 const storage = createStorage(config);
 const base = defaultDeps(config, storage, log);
-// Processing jobs (issue 3): started before listening, so recovered work begins at once.
+// Processing jobs: started before listening, so recovered work begins at once.
 // An ingest node (issue 11) runs no pool: its commits leave markers (and, with Redis,
 // BullMQ jobs) for the worker nodes.
 const jobs = config.role === 'ingest' ? undefined : new JobService({ config, storage, log: log.child({ component: 'jobs' }) });

@@ -13,7 +13,7 @@ export const fileTypeSchema = z.object({
   ext: z.string().describe('Canonical extension for that type'),
 });
 
-// --- processing jobs (issue 3; docs/jobs.md) ---
+// --- processing jobs (docs/jobs.md) ---
 export const JOB_NAME_RE = /^[a-z][a-z0-9-]{0,31}$/;
 
 export const variantSchema = z
@@ -64,6 +64,11 @@ export const manifestSchema = z
     id: z.string().describe('File id (UUIDv7, time-ordered)'),
     tenant: z.string().describe('Owning tenant'),
     name: z.string().describe('Sanitised original file name'),
+    path: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe("Relative path the client gave (e.g. photos/2024/a.jpg): '/'-separated, NFC, no empty, '.' or '..' segment, not absolute, no control characters; defaults to name. Absent in manifests written before paths existed (read it as name)"),
     size: z.number().int().nonnegative().describe('Size of the original in bytes'),
     sha256: z.string().regex(/^[0-9a-f]{64}$/).describe('SHA-256 of the original, lowercase hex'),
     type: fileTypeSchema,
@@ -72,7 +77,7 @@ export const manifestSchema = z
     original: z.object({
       key: z.string().describe('Storage key of the original bytes'),
     }),
-    jobs: z.record(z.string().regex(JOB_NAME_RE), jobSchema).optional().describe('Processing jobs by name (issue 3)'),
+    jobs: z.record(z.string().regex(JOB_NAME_RE), jobSchema).optional().describe('Processing jobs by name'),
     webhook: webhookSchema.optional(),
   })
   .describe('sluice file manifest');

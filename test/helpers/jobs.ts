@@ -5,7 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildApp, defaultDeps, type AppDeps, type SluiceApp } from '../../src/app.ts';
+import { buildApp, defaultDeps, type SluiceApp } from '../../src/app.ts';
+import type { AppDeps } from '../../src/http/types.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Manifest } from '../../src/core/manifest.ts';
 import { JobService } from '../../src/jobs/service.ts';
@@ -30,7 +31,7 @@ export interface JobsServer {
 }
 
 export async function startJobsServer(opts: { backend?: Backend; env?: Record<string, string>; label?: string } = {}): Promise<JobsServer> {
-  const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SLUICE_JOBS_POOL_SIZE: '2' };
+  const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SLUICE_JOBS_POOL_SIZE: '2', SLUICE_SHED_EVENT_LOOP_DELAY_MS: '0' }; // shedding off: a loaded test machine must not answer BUSY
   let dataDir: string | undefined;
   let s3: Awaited<ReturnType<typeof s3Env>> | undefined;
   if (opts.backend === 's3') {

@@ -10,7 +10,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { AppDeps } from '../../app.ts';
+import type { AppDeps } from '../types.ts';
 import { EmbeddedUploadSlots } from '../../core/limits/embedded-upload-slots.ts';
 import type { UploadSlots } from '../../core/limits/upload-slots.ts';
 import type { TenantQuota } from '../../core/tenant-quota.ts';
