@@ -81,6 +81,7 @@ const reaper = new Reaper({
   onSweep: (r, kind) => {
     base.metrics?.reaperRemoved.inc({ kind: kind === 's3' ? 'multipart' : 'temp' }, r.staleUploads);
     base.metrics?.reaperRemoved.inc({ kind: 'orphan' }, r.orphanObjects);
+    base.metrics?.reaperRemoved.inc({ kind: 'commit' }, r.abandonedCommits);
     base.metrics?.reaperRuns.inc({ outcome: 'ok' });
   },
   onError: () => base.metrics?.reaperRuns.inc({ outcome: 'error' }),
