@@ -72,6 +72,11 @@ export const errorCatalogue = {
   CHECKSUM_ALGORITHM_UNSUPPORTED: { status: 400, message: 'The Upload-Checksum algorithm is not supported (use sha1, sha256 or md5)' },
   // 460 is the tus checksum extension's status; the PATCH's bytes were discarded.
   UPLOAD_CHECKSUM_MISMATCH: { status: 460, message: 'The PATCH body does not match its Upload-Checksum' },
+
+  // --- beyond one machine (issue 11): shared limits in Redis ---
+  LIMITS_UNAVAILABLE: { status: 503, message: 'The shared limits store is unreachable; retry later' },
+  /** /ready only: a node configured with SLUICE_REDIS_URL cannot reach it. */
+  REDIS_UNAVAILABLE: { status: 503, message: 'Redis is unreachable' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -56,7 +56,7 @@ for (const backend of backends()) {
       // Young: nothing is touched.
       const opts = { storage: srv.storage, keyPrefix: prefix, maxAgeMs: HOUR, log: silent };
       const young = await sweepOnce(opts);
-      assert.deepEqual(young, { staleUploads: 0, orphanObjects: 0, orphanFiles: 0 });
+      assert.deepEqual(young, { staleUploads: 0, orphanObjects: 0, orphanFiles: 0, abandonedCommits: 0 });
       assert.deepEqual((await leftovers(srv)).keys, before.keys);
 
       // Two hours later: the stale work goes, the committed file and service state stay.

@@ -1,9 +1,11 @@
 // Reading, listing and deleting committed files. A file exists exactly when
-// its manifest does; originals without one are uploads in flight (or debris
-// for the reaper) and are invisible here.
+// its manifest does (and, for a file of a multi-file request, once that
+// request's commit record is gone: commits.ts); originals without one are
+// uploads in flight (or debris for the reaper) and are invisible here.
 
 import { SluiceError } from '../errors.ts';
 import { bytesOf, readSmallObject, type Storage } from '../storage/storage.ts';
+import { isCommitted } from './commits.ts';
 import { deleteMarker } from './jobs.ts';
 import { fileKeys, isFileId, tenantPrefix } from './keys.ts';
 import { parseManifest, type Manifest } from './manifest.ts';
@@ -24,7 +26,10 @@ export async function readManifest(storage: Storage, prefix: string, tenant: str
   if (!isFileId(id)) throw new SluiceError('FILE_NOT_FOUND');
   const keys = fileKeys(prefix, tenant, id);
   const raw = await readSmallObject(storage, keys.manifest);
-  return parseManifest(JSON.parse(raw.toString('utf8')));
+  const m = parseManifest(JSON.parse(raw.toString('utf8')));
+  // A file of a multi-file request exists only once the whole request committed (commits.ts).
+  if (m.commit !== undefined && !(await isCommitted(storage, prefix, m.tenant, m.commit))) throw new SluiceError('FILE_NOT_FOUND');
+  return m;
 }
 
 /** Uncommit first (manifest), then remove the rest, so readers never see a file without its bytes. */

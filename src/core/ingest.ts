@@ -16,6 +16,7 @@ import { byteLimit } from './stages/byte-limit.ts';
 import { digest } from './stages/digest.ts';
 import { idleTimeout } from './stages/idle-timeout.ts';
 import { sniffType } from './stages/sniff.ts';
+import { beginCommit, commitKey, settleCommit } from './commits.ts';
 import { writeManifest, deleteFileObjects } from './files.ts';
 import { initialJobs, needsMarker, writeMarker, type JobQueue } from './jobs.ts';
 
@@ -42,6 +43,8 @@ export interface IngestInput {
   signal: AbortSignal;
   /** Jobs asked for (already validated by parseProcess); undefined: the per-type defaults. */
   process?: readonly string[] | undefined;
+  /** The body's length when the request declared it (Content-Length); storage sizes its parts from it. */
+  declaredSize?: number | undefined;
 }
 
 /** A stored original, not yet visible: `commitFiles` makes it so. */
@@ -71,6 +74,7 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
           contentType: sniff.type().mime,
           metadata: { 'sluice-id': id, 'sluice-tenant': input.tenant },
           signal: input.signal,
+          sizeHint: input.declaredSize,
         });
         stored = true;
       },
@@ -107,7 +111,9 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
 
 /**
  * Make staged files visible by writing their manifests. All or nothing: when
- * any manifest fails, the ones written and every staged original are removed.
+ * any manifest fails, the ones written and every staged original are removed;
+ * when the process dies half-way, the request's commit record (commits.ts)
+ * keeps every file of it hidden until the reaper removes them.
  * Job markers (the durable index of unfinished work) are written first, so a
  * crash after any manifest is written always leaves the record of its jobs.
  */
@@ -126,10 +132,16 @@ export async function commitFiles(deps: IngestDeps, staged: StagedFile[]): Promi
  * is kept resumable and its commit retried; finish.ts).
  */
 export async function publishFiles(deps: IngestDeps, staged: StagedFile[]): Promise<void> {
+  const { storage, config } = deps;
+  const tenant = staged[0]?.tenant;
+  // One manifest write is atomic by itself; several need the request's commit record around them.
+  const commit = staged.length > 1 && tenant !== undefined ? await beginCommit(storage, config.keyPrefix, tenant, staged.map((m) => m.id)) : undefined;
+  if (commit) for (const m of staged) m.commit = commit;
   for (const m of staged) {
-    if (needsMarker(m, deps.config)) await writeMarker(deps.storage, deps.config.keyPrefix, m);
+    if (needsMarker(m, config)) await writeMarker(storage, config.keyPrefix, m);
   }
-  for (const m of staged) await writeManifest(deps.storage, deps.config.keyPrefix, m);
+  for (const m of staged) await writeManifest(storage, config.keyPrefix, m);
+  if (commit && tenant !== undefined) await settleCommit(storage, config.keyPrefix, tenant, commit);
   deps.jobs?.enqueue(staged);
 }
 
@@ -141,6 +153,13 @@ export async function discardStaged(deps: IngestDeps, staged: readonly StagedFil
     } catch (err) {
       deps.log.error({ err, fileId: m.id }, 'could not remove a staged file after a failed request');
     }
+  }
+  // The commit record goes last: while it exists, whatever could not be removed stays hidden (and the reaper retries).
+  const commit = staged.find((m) => m.commit !== undefined);
+  if (commit?.commit) {
+    await deps.storage
+      .delete(commitKey(deps.config.keyPrefix, commit.tenant, commit.commit))
+      .catch((err: unknown) => deps.log.error({ err, commit: commit.commit }, 'could not remove the commit record of a failed request'));
   }
 }
 

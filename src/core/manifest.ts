@@ -79,6 +79,10 @@ export const manifestSchema = z
     }),
     jobs: z.record(z.string().regex(JOB_NAME_RE), jobSchema).optional().describe('Processing jobs by name'),
     webhook: webhookSchema.optional(),
+    commit: z
+      .string()
+      .optional()
+      .describe('Set on the files of a multi-file request: the file exists only once <prefix>/_system/commits/<tenant>/<commit> is gone (the request committed)'),
   })
   .describe('sluice file manifest');
 

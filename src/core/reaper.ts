@@ -5,13 +5,17 @@
 //   - removes the objects of files that were never committed: a file is
 //     committed exactly when its manifest exists, so a <tenant>/<id>/ group
 //     with no manifest.json whose newest object is older than the max age is
-//     debris of an upload (or a delete) that crashed half-way.
+//     debris of an upload (or a delete) that crashed half-way;
+//   - removes the files of multi-file requests that died mid-commit (a
+//     commit record older than the max age: commits.ts).
 // The max age must exceed the longest upload: younger work may still be in
 // flight, on this instance or another. Sweeps are idempotent, so several
 // instances sweeping the same bucket only repeat each other's work.
 // Cost: one LIST request per 1,000 keys under the prefix per sweep.
 
 import { canSweepStale, type Storage } from '../storage/storage.ts';
+import { pendingCommits } from './commits.ts';
+import { deleteFileObjects } from './files.ts';
 import type { CoreLog } from './ingest.ts';
 import { isFileId, systemPrefix } from './keys.ts';
 
@@ -22,6 +26,8 @@ export interface SweepResult {
   orphanObjects: number;
   /** Uncommitted file groups removed. */
   orphanFiles: number;
+  /** Multi-file requests that died mid-commit, whose files were removed (commits.ts). */
+  abandonedCommits: number;
 }
 
 export interface ReaperOptions {
@@ -38,10 +44,22 @@ export async function sweepOnce(opts: ReaperOptions, now = Date.now()): Promise<
   const { storage, keyPrefix, log } = opts;
   const olderThan = new Date(now - opts.maxAgeMs);
   const prefix = `${keyPrefix}/`;
-  const result: SweepResult = { staleUploads: 0, orphanObjects: 0, orphanFiles: 0 };
+  const result: SweepResult = { staleUploads: 0, orphanObjects: 0, orphanFiles: 0, abandonedCommits: 0 };
   if (canSweepStale(storage)) {
     result.staleUploads = await storage.sweepStale({ prefix, olderThan });
     if (result.staleUploads > 0) log.warn({ reaper: { staleUploads: result.staleUploads, backend: storage.kind } }, 'reaper: removed stale upload state');
+  }
+
+  // Requests that died mid-commit: their files stay hidden while the record exists; remove the files, then the record.
+  for await (const c of pendingCommits(storage, keyPrefix)) {
+    if (c.lastModified.getTime() >= olderThan.getTime()) continue;
+    const record = await c.read();
+    for (const id of record?.files ?? []) {
+      if (isFileId(id) && record) await deleteFileObjects(storage, keyPrefix, record.tenant, id);
+    }
+    await storage.delete(c.key);
+    result.abandonedCommits++;
+    log.warn({ reaper: { commit: c.commitId, files: record?.files.length ?? 0 } }, 'reaper: removed the files of a request that never committed');
   }
 
   // Keys of one file are adjacent in listing order (<id>/manifest.json, <id>/original, <id>/variants/...).

@@ -8,13 +8,21 @@
 // both). The ordering lib-storage gets right is kept: on failure, every
 // in-flight part settles before AbortMultipartUpload, or parts are stranded.
 //
-// Memory bound per upload: partSize × (queueSize + 1) — one part filling while
-// up to queueSize upload. Buffers return to a small process-wide free list.
+// Part sizes come from a plan (s3-parts.ts) so that a file up to the size
+// limit fits the store's part count: every part is the configured size unless
+// the length or the limit asks for more.
+//
+// Memory bound per upload: plan.largest × (queueSize + 1) — one part filling
+// while up to queueSize upload. Parts of the configured size come from (and
+// return to) a small process-wide free list; a grown part's buffers are
+// allocated for that upload and reused by its later parts, at most
+// queueSize + 1 of them, and dropped when it ends.
 
 import {
   AbortMultipartUploadCommand, ChecksumAlgorithm, CompleteMultipartUploadCommand, CreateMultipartUploadCommand,
   PutObjectCommand, UploadPartCommand, type CompletedPart, type S3Client,
 } from '@aws-sdk/client-s3';
+import type { PartPlan } from './s3-parts.ts';
 
 export interface PartUploadParams {
   Bucket: string;
@@ -24,7 +32,7 @@ export interface PartUploadParams {
 }
 
 export interface PartUploadOptions {
-  partSize: number;
+  plan: PartPlan;
   queueSize: number;
   signal?: AbortSignal | undefined;
   /** Called when an abort after a failure itself fails (the reaper will sweep the upload). */
@@ -60,7 +68,7 @@ export async function uploadInParts(
   pool: PartBufferPool,
   opts: PartUploadOptions,
 ): Promise<{ size: number; etag: string | undefined }> {
-  const { partSize, queueSize, signal } = opts;
+  const { plan, queueSize, signal } = opts;
   const condition = opts.condition ?? {};
   const checksums = (await client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
   let uploadId: string | undefined;
@@ -69,8 +77,22 @@ export async function uploadInParts(
   const done: CompletedPart[] = [];
   const inflight = new Set<Promise<void>>();
   const held = new Set<Buffer>();
-  let buf = pool.take();
-  held.add(buf);
+  // Buffers of a grown part size, kept for this upload's next parts of that size.
+  const spare: Buffer[] = [];
+  const take = (size: number): Buffer => {
+    const buf = size === pool.partSize ? pool.take() : (spare.pop() ?? Buffer.allocUnsafeSlow(size));
+    held.add(buf);
+    return buf;
+  };
+  const give = (buf: Buffer): void => {
+    held.delete(buf);
+    if (buf.length === pool.partSize) pool.give(buf);
+    else if (spare.length <= queueSize) spare.push(buf);
+  };
+  /** The part being filled (sent parts are numbered in sendPart). */
+  let filling = 1;
+  let capacity = plan.sizeOf(filling);
+  let buf = take(capacity);
   let filled = 0;
   let size = 0;
 
@@ -101,8 +123,7 @@ export async function uploadInParts(
       })
       .finally(() => {
         inflight.delete(p);
-        held.delete(part);
-        pool.give(part);
+        give(part);
       });
     inflight.add(p);
     while (inflight.size >= queueSize) await Promise.race(inflight);
@@ -115,13 +136,15 @@ export async function uploadInParts(
       while (off < chunk.byteLength) {
         // A full buffer is sent only once more data exists, so an object of
         // exactly one part size still goes up as a single PutObject.
-        if (filled === partSize) {
+        if (filled === capacity) {
+          if (filling === plan.maxParts) throw new Error(`the body needs more than the store's ${plan.maxParts} parts`);
           await sendPart(buf, filled);
-          buf = pool.take();
-          held.add(buf);
+          filling++;
+          capacity = plan.sizeOf(filling);
+          buf = take(capacity);
           filled = 0;
         }
-        const n = Math.min(chunk.byteLength - off, partSize - filled);
+        const n = Math.min(chunk.byteLength - off, capacity - filled);
         buf.set(chunk.subarray(off, off + n), filled);
         filled += n;
         off += n;
@@ -157,6 +180,6 @@ export async function uploadInParts(
     }
     throw err;
   } finally {
-    for (const b of held) pool.give(b);
+    for (const b of held) give(b);
   }
 }

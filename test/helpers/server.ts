@@ -52,7 +52,7 @@ export async function startServer(
   const backend = opts.backend ?? 'fs';
   let dataDir: string | undefined;
   let s3: Awaited<ReturnType<typeof s3Env>> | undefined;
-  const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SLUICE_JOBS_POOL_SIZE: '0' }; // no processing jobs (and no job markers) unless a test asks
+  const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SLUICE_JOBS_POOL_SIZE: '0', SLUICE_SHED_EVENT_LOOP_DELAY_MS: '0' }; // no processing jobs (and no job markers) unless a test asks; no shedding: a loaded machine must not answer BUSY
   if (backend === 's3') {
     s3 = await s3Env(opts.label ?? 'sluice-test');
     Object.assign(env, s3.env);
