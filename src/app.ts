@@ -24,14 +24,18 @@ import { loadShedding } from './http/plugins/load-shedding.ts';
 import { openApi } from './http/plugins/openapi.ts';
 import { SluiceMetrics } from './metrics.ts';
 import { InstrumentedStorage } from './storage/instrumented.ts';
+import { RedisLink } from './redis/link.ts';
 
 export function defaultDeps(config: Readonly<Config>, storage: Storage, log: Logger = createLogger(config)): AppDeps {
   const budget = new BufferBudget(config.uploadBufferBytes);
+  const metrics = config.ops.metrics ? new SluiceMetrics({ uvThreadpoolSize: config.ops.uvThreadpoolSize }) : undefined;
+  // One pair of Redis connections per process (issue 11), errors counted per connection.
+  const redis = config.redis ? new RedisLink(config.redis, log.child({ component: 'redis' }), (role) => metrics?.redisErrors.inc({ connection: role })) : undefined;
+  const shared = redis ? { redis } : {};
+  if (!metrics) return { config, storage, budget, log, ...shared };
   // Storage operations are measured by wrapping the adapter, so every caller is counted.
-  if (!config.ops.metrics) return { config, storage, budget, log };
-  const metrics = new SluiceMetrics({ uvThreadpoolSize: config.ops.uvThreadpoolSize });
   metrics.setSources({ budget: () => ({ used: budget.used, capacity: budget.capacity, waiting: budget.waiting }) });
-  return { config, storage: new InstrumentedStorage(storage, metrics), budget, log, metrics };
+  return { config, storage: new InstrumentedStorage(storage, metrics), budget, log, metrics, ...shared };
 }
 
 function withQuota(deps: AppDeps): { deps: AppDeps; quota: TenantQuota | undefined } {
@@ -79,6 +83,10 @@ export async function buildApp(appDeps: AppDeps) {
       reply.raw.writeContinue();
     }
   });
+  if (deps.redis) {
+    const link = deps.redis;
+    app.addHook('onClose', () => link.close());
+  }
   await app.register(errorHandler);
   // Before the routes, so their hooks and the OpenAPI collector see every route.
   await app.register(loadShedding, { shed: config.ops.shed, budget: deps.budget, metrics: deps.metrics });
@@ -87,7 +95,7 @@ export async function buildApp(appDeps: AppDeps) {
   // Headers + CORS, then authentication (sets request.tenant), then the per-tenant upload cap, which needs the tenant.
   await app.register(hardening, { config });
   await app.register(auth, { deps });
-  await app.register(uploadLimits, { config, quota });
+  await app.register(uploadLimits, { deps, quota });
   await app.register(routes, { deps });
   return app;
 }

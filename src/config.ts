@@ -259,6 +259,27 @@ const envSchema = z.object({
   /** Serve the OpenAPI description at /docs (JSON at /docs/openapi.json). */
   SLUICE_DOCS: bool.default(true),
   // --- end operations ---
+  // --- beyond one machine (issue 11): Redis, BullMQ, roles; docs/operations.md ---
+  /** What this node does: ingest (uploads, downloads; no pool), worker (the job pool; only /health, /ready, /metrics) or all. */
+  SLUICE_ROLE: z.enum(['ingest', 'worker', 'all']).default('all'),
+  /** redis:// or rediss:// (TLS) URL of a Redis or Valkey; unset: everything stays in this process (embedded). */
+  SLUICE_REDIS_URL: z.url().refine((u) => /^rediss?:\/\//.test(u), 'a redis:// or rediss:// URL').optional(),
+  /** ACL user and password, if not in the URL (SLUICE_REDIS_PASSWORD_FILE works too). */
+  SLUICE_REDIS_USERNAME: z.string().min(1).optional(),
+  SLUICE_REDIS_PASSWORD: z.string().min(1).optional(),
+  /** TLS even with a redis:// URL (rediss:// always uses it). */
+  SLUICE_REDIS_TLS: bool.default(false),
+  /** PEM file of the CA that signed the Redis server's certificate (private CAs); unset: the system CAs. Read at start-up. */
+  SLUICE_REDIS_TLS_CA_FILE: z.string().min(1).transform(readPemFile).optional(),
+  /** Prefix of every Redis key sluice writes (limits, leases, BullMQ queues). */
+  SLUICE_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default('sluice'),
+  /** While Redis is unreachable, rate limits and upload caps are skipped (open) or answer 503 LIMITS_UNAVAILABLE (closed). */
+  SLUICE_REDIS_LIMITS_ON_ERROR: z.enum(['open', 'closed']).default('open'),
+  /** Lifetime of a tenant's upload slot in Redis, renewed every third of it while the upload runs; a dead node's slots free within it. */
+  SLUICE_UPLOAD_LEASE_MS: int(1000, 10 * 60_000).default(30_000),
+  /** A BullMQ job whose worker stops renewing its lock this long is stalled and handed to another worker. */
+  SLUICE_JOBS_LOCK_MS: int(1000, 10 * 60_000).default(30_000),
+  // --- end beyond one machine ---
 });
 
 const PRESET_RE = new RegExp(`^([a-z][a-z0-9-]{0,31}):(\\d{1,5}):(${PRESET_FORMATS.join('|')})$`);
@@ -289,6 +310,15 @@ function parseDefaultRules(raw: string, ctx: z.RefinementCtx): { type: string; j
     out.push({ type: m[1]!, jobs: m[2]!.split('+').filter(Boolean) });
   }
   return out;
+}
+
+function readPemFile(file: string, ctx: z.RefinementCtx): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `cannot read ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
+    return z.NEVER;
+  }
 }
 
 function parseJson(expected: string) {
@@ -354,6 +384,25 @@ function checkRelations(e: ParsedEnv, ctx: z.RefinementCtx): void {
     );
   }
   if (e.SLUICE_LINK_DEFAULT_TTL_S > e.SLUICE_LINK_MAX_TTL_S) refuse('SLUICE_LINK_DEFAULT_TTL_S', 'longer than SLUICE_LINK_MAX_TTL_S');
+  if (e.SLUICE_ROLE === 'worker' && e.SLUICE_JOBS_POOL_SIZE === 0) refuse('SLUICE_JOBS_POOL_SIZE', 'a worker node (SLUICE_ROLE=worker) needs a pool');
+}
+
+/** Shared state across instances (issue 11); undefined without SLUICE_REDIS_URL: embedded, per process. */
+function redisConfig(e: ParsedEnv) {
+  if (e.SLUICE_REDIS_URL === undefined) return undefined;
+  const ca = e.SLUICE_REDIS_TLS_CA_FILE;
+  const tlsOn = e.SLUICE_REDIS_TLS || e.SLUICE_REDIS_URL.startsWith('rediss://') || ca !== undefined;
+  return {
+    url: e.SLUICE_REDIS_URL,
+    username: e.SLUICE_REDIS_USERNAME,
+    password: e.SLUICE_REDIS_PASSWORD,
+    /** undefined: plain TCP. */
+    tls: tlsOn ? { ca } : undefined,
+    prefix: e.SLUICE_REDIS_PREFIX,
+    limitsOnError: e.SLUICE_REDIS_LIMITS_ON_ERROR,
+    uploadLeaseMs: e.SLUICE_UPLOAD_LEASE_MS,
+    jobLockMs: e.SLUICE_JOBS_LOCK_MS,
+  };
 }
 
 function securityConfig(e: ParsedEnv) {
@@ -501,6 +550,9 @@ function toConfig(e: ParsedEnv) {
       uvThreadpoolSize: e.UV_THREADPOOL_SIZE,
       docs: e.SLUICE_DOCS,
     },
+    /** What this node runs (issue 11). */
+    role: e.SLUICE_ROLE,
+    redis: redisConfig(e),
   };
 }
 
@@ -512,6 +564,7 @@ export type S3Config = Extract<Config['storage'], { kind: 's3' }>['s3'];
 export type SecurityConfig = Config['security'];
 export type JobsConfig = Config['jobs'];
 export type OpsConfig = Config['ops'];
+export type RedisConfig = NonNullable<Config['redis']>;
 
 /** `NAME` or the contents of the file named by `NAME_FILE` (trailing newline dropped); not both. */
 function withSecretFiles(env: Env, names: readonly string[]): Env {
@@ -529,7 +582,7 @@ function withSecretFiles(env: Env, names: readonly string[]): Env {
   return out;
 }
 
-const SECRET_VARS = ['SLUICE_AUTH_JWT_SECRET', 'SLUICE_AUTH_API_KEYS', 'SLUICE_LINK_SECRET', 'SLUICE_S3_SECRET_ACCESS_KEY'] as const;
+const SECRET_VARS = ['SLUICE_AUTH_JWT_SECRET', 'SLUICE_AUTH_API_KEYS', 'SLUICE_LINK_SECRET', 'SLUICE_S3_SECRET_ACCESS_KEY', 'SLUICE_REDIS_PASSWORD', 'SLUICE_REDIS_URL'] as const;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

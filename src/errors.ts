@@ -41,6 +41,8 @@ export const errorCatalogue = {
   CHECKSUM_MISMATCH: { status: 422, message: 'The file does not match the digest the client sent' },
   // 499: the client went away; logged and counted, never seen by the client.
   CLIENT_ABORTED: { status: 499, message: 'The client closed the connection before the upload finished' },
+  // 409: a conditional write (storage.ts ConditionalWrites) found the object changed or gone.
+  WRITE_CONFLICT: { status: 409, message: 'The object changed while it was being written; retry' },
   // 500: a bug. Everything a client can cause has a 4xx code above.
   INTERNAL: { status: 500, message: 'Internal error' },
   // 503
@@ -70,6 +72,11 @@ export const errorCatalogue = {
   CHECKSUM_ALGORITHM_UNSUPPORTED: { status: 400, message: 'The Upload-Checksum algorithm is not supported (use sha1, sha256 or md5)' },
   // 460 is the tus checksum extension's status; the PATCH's bytes were discarded.
   UPLOAD_CHECKSUM_MISMATCH: { status: 460, message: 'The PATCH body does not match its Upload-Checksum' },
+
+  // --- beyond one machine (issue 11): shared limits in Redis ---
+  LIMITS_UNAVAILABLE: { status: 503, message: 'The shared limits store is unreachable; retry later' },
+  /** /ready only: a node configured with SLUICE_REDIS_URL cannot reach it. */
+  REDIS_UNAVAILABLE: { status: 503, message: 'Redis is unreachable' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

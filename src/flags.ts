@@ -8,6 +8,7 @@ const FLAGS: Record<string, string> = {
   '--uv-threadpool-size': 'UV_THREADPOOL_SIZE',
   '--port': 'PORT',
   '--host': 'HOST',
+  '--role': 'SLUICE_ROLE',
 };
 
 /** `--workers 4` or `--workers=4` → { SLUICE_WORKERS: '4' }. Unknown flags throw. */

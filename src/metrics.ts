@@ -20,6 +20,8 @@ export interface GaugeSources {
   jobs?: () => JobStats;
   /** Requests (any route) in flight. */
   inflightRequests?: () => number;
+  /** BullMQ queue counts (issue 11). */
+  queues?: () => Promise<readonly { queue: string; state: string; count: number }[]>;
 }
 
 const SIZE_BUCKETS = [1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
@@ -45,6 +47,10 @@ export class SluiceMetrics {
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly httpDuration: Histogram<'method' | 'route'>;
   readonly shed: Counter<'reason'>;
+  // beyond one machine (issue 11)
+  readonly redisErrors: Counter<'connection'>;
+  readonly limiterHits: Counter<'limiter'>;
+  readonly limiterErrors: Counter<'limiter'>;
   readonly #sources: GaugeSources = {};
 
   constructor(opts: { uvThreadpoolSize: number; defaultLabels?: Record<string, string> } = { uvThreadpoolSize: 4 }) {
@@ -92,6 +98,26 @@ export class SluiceMetrics {
     this.httpRequests = new Counter({ name: 'sluice_http_requests_total', help: 'HTTP requests answered', labelNames: ['method', 'route', 'status'], ...reg });
     this.httpDuration = new Histogram({ name: 'sluice_http_request_duration_seconds', help: 'HTTP request duration', labelNames: ['method', 'route'], buckets: DURATION_BUCKETS, ...reg });
     this.shed = new Counter({ name: 'sluice_load_shed_total', help: 'Requests refused with 503 by the load shedder, by reason', labelNames: ['reason'], ...reg });
+    this.redisErrors = new Counter({ name: 'sluice_redis_errors_total', help: 'Redis connection errors, by connection (commands, subscriber, bullmq)', labelNames: ['connection'], ...reg });
+    this.limiterHits = new Counter({ name: 'sluice_limiter_hits_total', help: 'Requests refused by a limit (ip, subject, uploads)', labelNames: ['limiter'], ...reg });
+    this.limiterErrors = new Counter({
+      name: 'sluice_limiter_errors_total',
+      help: 'Limit checks that could not reach Redis (passed or refused per SLUICE_REDIS_LIMITS_ON_ERROR)',
+      labelNames: ['limiter'],
+      ...reg,
+    });
+    const queueSources = this.#sources;
+    new Gauge({
+      name: 'sluice_queue_jobs',
+      help: 'BullMQ jobs per queue and state (waiting, active, delayed, failed, stalled); absent without Redis',
+      labelNames: ['queue', 'state'],
+      ...reg,
+      async collect() {
+        const q = await queueSources.queues?.().catch(() => undefined);
+        this.reset();
+        for (const row of q ?? []) this.set({ queue: row.queue, state: row.state }, row.count);
+      },
+    });
 
     const sources = this.#sources;
     const gauge = (name: string, help: string, read: () => number | undefined) =>

@@ -57,11 +57,13 @@ if (cluster.isWorker) onPrimaryShutdown(() => stop('primary', false));
 const storage = createStorage(config);
 const base = defaultDeps(config, storage, log);
 // Processing jobs: started before listening, so recovered work begins at once.
-const jobs = new JobService({ config, storage, log: log.child({ component: 'jobs' }) });
-await jobs.start();
+// An ingest node (issue 11) runs no pool: its commits leave markers (and, with Redis,
+// BullMQ jobs) for the worker nodes.
+const jobs = config.role === 'ingest' ? undefined : new JobService({ config, storage, log: log.child({ component: 'jobs' }) });
+await jobs?.start();
 const deps = {
   ...base,
-  jobs,
+  ...(jobs ? { jobs } : {}),
   drainSignal: lifecycle.drainSignal,
   shutdownSignal: lifecycle.shutdownSignal,
   ...(cluster.isWorker && base.metrics ? { clusterMetrics: workerMetrics(base.metrics.registry) } : {}),
@@ -87,14 +89,14 @@ const reaper = new Reaper({
 // Closers run in reverse: reaper first, storage last. The jobs service goes between them.
 lifecycle.addCloser({ name: 'storage', close: () => storage.close() });
 // Running jobs get the shutdown grace; what is left stays pending for the next start.
-lifecycle.addCloser({ name: 'jobs', close: () => jobs.close(timings.graceMs) });
+if (jobs) lifecycle.addCloser({ name: 'jobs', close: () => jobs.close(timings.graceMs) });
 lifecycle.addCloser({ name: 'reaper', close: () => reaper.close() });
 
 await built.listen({ port: config.port, host: config.host });
 running.app = built;
 const addr = built.server.address();
 const port = addr && typeof addr === 'object' ? addr.port : config.port;
-built.log.info({ storage: storage.kind, host: config.host, port, pid: process.pid }, 'sluice listening');
+built.log.info({ storage: storage.kind, role: config.role, redis: config.redis !== undefined, host: config.host, port, pid: process.pid }, 'sluice listening');
 // The first sweep runs right after start, so a restart cleans up after a crash.
 if (config.ops.reaper.intervalMs > 0) void reaper.start();
 if (running.pending) stop(running.pending.reason, running.pending.force);

@@ -6,6 +6,7 @@ import type { Config } from '../config.ts';
 import type { BufferBudget } from '../core/buffer-budget.ts';
 import type { JobService } from '../jobs/service.ts';
 import type { SluiceMetrics } from '../metrics.ts';
+import type { RedisLink } from '../redis/link.ts';
 import type { Storage } from '../storage/storage.ts';
 
 export interface AppDeps {
@@ -23,6 +24,8 @@ export interface AppDeps {
   metrics?: SluiceMetrics;
   /** In a cluster worker: the metrics of every worker, aggregated by the primary. */
   clusterMetrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Shared limits and revocation messages (issue 11); absent without SLUICE_REDIS_URL. Closed with the app. */
+  redis?: RedisLink;
 }
 
 declare module 'fastify' {

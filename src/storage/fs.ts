@@ -3,24 +3,34 @@
 // directory, so a key either holds a complete object or does not exist, even
 // across a crash. Temp files are dot-files invisible to listings; the reaper
 // removes orphans through sweepStale.
+//
+// Conditional writes: every step that makes a key appear, change or vanish
+// (rename, link, unlink) runs under that key's in-process lock, so putIf
+// checks the etag and acts as one step. The etag is inode, size and
+// mtime in nanoseconds: a put always makes a new inode, and none of the three
+// changes on rename.
 
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { createWriteStream, type BigIntStats } from 'node:fs';
+import { link, mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import AsyncLock from 'async-lock';
 import { SluiceError } from '../errors.ts';
 import type {
-  GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, StaleUploadSweeper, Storage,
+  ConditionalWrites, GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, StaleUploadSweeper, Storage,
+  WriteCondition,
 } from './storage.ts';
 
 const TEMP_MARK = '.sluice-tmp-';
 
-export class FsStorage implements Storage, StaleUploadSweeper {
+export class FsStorage implements Storage, StaleUploadSweeper, ConditionalWrites {
   readonly kind = 'fs';
   // Write-stream buffer plus the stages' in-flight chunks.
   readonly bufferedBytesPerPut = 1024 * 1024;
   readonly root: string;
+  // Held only around a rename, link or unlink and the stat before it, never while a body streams.
+  readonly #keyLock = new AsyncLock({ maxPending: Infinity });
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -36,6 +46,45 @@ export class FsStorage implements Storage, StaleUploadSweeper {
 
   async put(key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions): Promise<PutResult> {
     const file = this.#path(key);
+    const { tmp, size } = await this.#writeTemp(file, body, opts);
+    try {
+      await this.#keyLock.acquire(key, () => rename(tmp, file));
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    await syncDir(path.dirname(file));
+    return { size };
+  }
+
+  async putIf(key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions & { condition: WriteCondition }): Promise<PutResult & { etag: string }> {
+    const file = this.#path(key);
+    const { tmp, size, etag } = await this.#writeTemp(file, body, opts);
+    const cond = opts.condition;
+    try {
+      await this.#keyLock.acquire(key, async () => {
+        if ('ifAbsent' in cond) {
+          // link(2) fails if the name exists: atomic even against other processes.
+          await link(tmp, file).catch((err: NodeJS.ErrnoException) => {
+            throw err.code === 'EEXIST' ? new SluiceError('WRITE_CONFLICT', { cause: err }) : err;
+          });
+          await unlink(tmp);
+          return;
+        }
+        const cur = await statOrNull(file);
+        if (!cur || etagOf(cur) !== cond.ifMatch) throw new SluiceError('WRITE_CONFLICT');
+        await rename(tmp, file);
+      });
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    await syncDir(path.dirname(file));
+    return { size, etag };
+  }
+
+  /** Stream `body` into a synced temp file beside `file`; its etag is the one `file` will have once it is renamed or linked into place. */
+  async #writeTemp(file: string, body: AsyncIterable<Uint8Array>, opts: PutOptions): Promise<{ tmp: string; size: number; etag: string }> {
     const dir = path.dirname(file);
     await mkdir(dir, { recursive: true });
     const tmp = path.join(dir, `${TEMP_MARK}${randomUUID()}`);
@@ -47,50 +96,56 @@ export class FsStorage implements Storage, StaleUploadSweeper {
       }
     };
     try {
-      // flush: fsync before close, so the rename below never publishes unwritten data.
+      // flush: fsync before close, so the rename never publishes unwritten data.
       await pipeline(counted, createWriteStream(tmp, { flags: 'wx', flush: true }), opts.signal ? { signal: opts.signal } : {});
-      await rename(tmp, file);
+      return { tmp, size, etag: etagOf(await stat(tmp, { bigint: true })) };
     } catch (err) {
       await unlink(tmp).catch(() => {});
       throw err;
     }
-    await syncDir(dir);
-    return { size };
   }
 
   async get(key: string, opts: GetOptions = {}): Promise<GetResult> {
     const file = this.#path(key);
-    const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new SluiceError('FILE_NOT_FOUND');
+    // Open first, then fstat the handle: size, etag and bytes all belong to one version even if a put replaces the key meanwhile.
+    const fh = await open(file, 'r').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR' || err.code === 'EISDIR') throw new SluiceError('FILE_NOT_FOUND');
       throw err;
     });
-    const { range } = opts;
-    if (range && (range.start < 0 || range.end < range.start || range.start >= st.size)) {
-      throw new SluiceError('RANGE_NOT_SATISFIABLE', { headers: { 'content-range': `bytes */${st.size}` } });
+    let st: BigIntStats;
+    try {
+      st = await fh.stat({ bigint: true });
+    } catch (err) {
+      await fh.close();
+      throw err;
     }
-    const body = createReadStream(file, range ? { start: range.start, end: Math.min(range.end, st.size - 1), signal: opts.signal } : { signal: opts.signal });
-    return { body, size: st.size };
+    if (!st.isFile()) {
+      await fh.close();
+      throw new SluiceError('FILE_NOT_FOUND');
+    }
+    const size = Number(st.size);
+    const { range } = opts;
+    if (range && (range.start < 0 || range.end < range.start || range.start >= size)) {
+      await fh.close();
+      throw new SluiceError('RANGE_NOT_SATISFIABLE', { headers: { 'content-range': `bytes */${size}` } });
+    }
+    const body = fh.createReadStream(range ? { start: range.start, end: Math.min(range.end, size - 1), signal: opts.signal } : { signal: opts.signal });
+    return { body, size, etag: etagOf(st) };
   }
 
   async head(key: string): Promise<ObjectInfo | null> {
-    try {
-      const st = await stat(this.#path(key));
-      return st.isFile() ? { key, size: st.size, lastModified: st.mtime } : null;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
-      throw err;
-    }
+    const st = await statOrNull(this.#path(key));
+    return st?.isFile() ? { key, size: Number(st.size), lastModified: st.mtime, etag: etagOf(st) } : null;
   }
 
   async delete(key: string): Promise<void> {
     const file = this.#path(key);
-    try {
-      await unlink(file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      return;
-    }
-    // Prune now-empty directories so listings do not grow with deleted files.
+    const removed = await this.#keyLock.acquire(key, () => unlinkIfPresent(file));
+    if (removed) await this.#prune(file);
+  }
+
+  /** Prune now-empty directories so listings do not grow with deleted files. */
+  async #prune(file: string): Promise<void> {
     for (let dir = path.dirname(file); dir.startsWith(this.root + path.sep); dir = path.dirname(dir)) {
       try {
         await rmdir(dir);
@@ -184,6 +239,29 @@ export class FsStorage implements Storage, StaleUploadSweeper {
   }
 
   async close(): Promise<void> {}
+}
+
+function etagOf(st: BigIntStats): string {
+  return `"${st.ino.toString(36)}-${st.size.toString(36)}-${st.mtimeNs.toString(36)}"`;
+}
+
+async function statOrNull(file: string): Promise<BigIntStats | null> {
+  try {
+    return await stat(file, { bigint: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    throw err;
+  }
+}
+
+async function unlinkIfPresent(file: string): Promise<boolean> {
+  try {
+    await unlink(file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return false;
+  }
 }
 
 async function syncDir(dir: string): Promise<void> {

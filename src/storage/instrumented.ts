@@ -1,14 +1,14 @@
 // A Storage that records latency, errors and bytes of every operation of the
 // storage it wraps, so adapters stay free of metrics. Optional capabilities
-// (sweepStale) are passed through only where the wrapped storage has them.
+// (sweepStale, putIf) are passed through only where the wrapped storage has them.
 
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isSluiceError } from '../errors.ts';
 import type { SluiceMetrics } from '../metrics.ts';
 import {
-  canSweepStale, type GetOptions, type GetResult, type ListOptions, type ListResult, type ObjectInfo, type PutOptions,
-  type PutResult, type StaleUploadSweeper, type Storage,
+  canSweepStale, canWriteConditionally, type ConditionalWrites, type GetOptions, type GetResult, type ListOptions, type ListResult,
+  type ObjectInfo, type PutOptions, type PutResult, type StaleUploadSweeper, type Storage,
 } from './storage.ts';
 
 type Op = 'put' | 'get' | 'head' | 'delete' | 'list' | 'ready' | 'sweep';
@@ -17,11 +17,16 @@ export class InstrumentedStorage implements Storage {
   readonly inner: Storage;
   readonly #m: SluiceMetrics;
   readonly sweepStale?: StaleUploadSweeper['sweepStale'];
+  readonly putIf?: ConditionalWrites['putIf'];
 
   constructor(inner: Storage, metrics: SluiceMetrics) {
     this.inner = inner;
     this.#m = metrics;
     if (canSweepStale(inner)) this.sweepStale = (opts) => this.#timed('sweep', () => inner.sweepStale(opts));
+    if (canWriteConditionally(inner)) {
+      // Timed as a put; a refused condition is an outcome (conflict), not a storage fault.
+      this.putIf = (key, body, opts) => this.#timed('put', () => inner.putIf(key, body, opts), opts.signal);
+    }
   }
 
   get kind(): string {
@@ -60,7 +65,7 @@ export class InstrumentedStorage implements Storage {
     });
     // pipeline destroys the source when the reader goes away, and passes source errors on.
     pipeline(res.body, counter).catch(() => {});
-    return { body: counter as Readable, size: res.size };
+    return { body: counter as Readable, size: res.size, ...(res.etag !== undefined ? { etag: res.etag } : {}) };
   }
 
   head(key: string): Promise<ObjectInfo | null> {
@@ -92,7 +97,7 @@ export class InstrumentedStorage implements Storage {
     } catch (err) {
       // A caller's abort or a missing key is not a storage fault.
       const code = isSluiceError(err) ? err.code : 'UNKNOWN';
-      const outcome = signal?.aborted || inputFailed?.() ? 'aborted' : code === 'FILE_NOT_FOUND' ? 'not_found' : 'error';
+      const outcome = signal?.aborted || inputFailed?.() ? 'aborted' : code === 'FILE_NOT_FOUND' ? 'not_found' : code === 'WRITE_CONFLICT' ? 'conflict' : 'error';
       end({ outcome });
       if (outcome === 'error') this.#m.storageErrors.inc({ backend: this.kind, op, code });
       throw err;

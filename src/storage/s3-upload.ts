@@ -37,6 +37,8 @@ export interface PartUploadOptions {
   signal?: AbortSignal | undefined;
   /** Called when an abort after a failure itself fails (the reaper will sweep the upload). */
   onAbortError?: (err: unknown) => void;
+  /** Sent with the commit (PutObject or CompleteMultipartUpload): the store checks it when the object would become visible. */
+  condition?: { IfNoneMatch: '*' } | { IfMatch: string } | undefined;
 }
 
 /** A free list of part-sized buffers, bounded so idle memory is returned to the allocator. */
@@ -65,8 +67,9 @@ export async function uploadInParts(
   body: AsyncIterable<Uint8Array>,
   pool: PartBufferPool,
   opts: PartUploadOptions,
-): Promise<{ size: number }> {
+): Promise<{ size: number; etag: string | undefined }> {
   const { plan, queueSize, signal } = opts;
+  const condition = opts.condition ?? {};
   const checksums = (await client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
   let uploadId: string | undefined;
   let nextPart = 1;
@@ -153,19 +156,19 @@ export async function uploadInParts(
     // up, leaving an object the caller believes is gone. Check the signal before instead.
     if (uploadId === undefined && inflight.size === 0) {
       signal?.throwIfAborted();
-      await client.send(new PutObjectCommand({ ...params, Body: buf.subarray(0, filled), ContentLength: filled }));
-      return { size };
+      const put = await client.send(new PutObjectCommand({ ...params, ...condition, Body: buf.subarray(0, filled), ContentLength: filled }));
+      return { size, etag: put.ETag };
     }
     if (filled > 0) await sendPart(buf, filled);
     await Promise.all(inflight);
     if (failure) throw failure;
     done.sort((a, b) => a.PartNumber! - b.PartNumber!);
     signal?.throwIfAborted();
-    await client.send(
-      new CompleteMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId: uploadId, MultipartUpload: { Parts: done } }),
+    const completed = await client.send(
+      new CompleteMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId: uploadId, MultipartUpload: { Parts: done }, ...condition }),
     );
     uploadId = undefined; // committed: nothing to abort
-    return { size };
+    return { size, etag: completed.ETag };
   } catch (err) {
     // Every part must settle before the abort, or a late part could re-create storage S3 bills for.
     await Promise.allSettled([...inflight]);

@@ -29,7 +29,8 @@ import { PartBufferPool, uploadInParts } from './s3-upload.ts';
 import { planParts, type PartPlan, type PartRules } from './s3-parts.ts';
 import { SluiceError, isSluiceError } from '../errors.ts';
 import type {
-  GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, StaleUploadSweeper, Storage,
+  ConditionalWrites, GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, StaleUploadSweeper, Storage,
+  WriteCondition,
 } from './storage.ts';
 
 export function makeS3Client(cfg: S3Config): S3Client {
@@ -54,7 +55,7 @@ export function makeS3Client(cfg: S3Config): S3Client {
   });
 }
 
-export class S3Storage implements Storage, StaleUploadSweeper {
+export class S3Storage implements Storage, StaleUploadSweeper, ConditionalWrites {
   readonly kind = 's3';
   readonly client: S3Client;
   readonly bucket: string;
@@ -108,15 +109,45 @@ export class S3Storage implements Storage, StaleUploadSweeper {
       // A declared length larger than the limit is the caller's to refuse; plan for the stream then.
       const plan = opts.sizeHint !== undefined && opts.sizeHint <= this.maxObjectBytes ? this.planFor(opts.sizeHint) : this.streamPlan;
       if (this.uploader === 'lib-storage') return await this.#putWithLibStorage(params, guarded(), plan.largest, opts.signal);
-      return await uploadInParts(this.client, params, guarded(), this.#pool, {
+      const { size } = await uploadInParts(this.client, params, guarded(), this.#pool, {
         plan,
         queueSize: this.queueSize,
         signal: opts.signal,
       });
+      return { size };
     } catch (err) {
       if (bodyError !== undefined) throw bodyError;
       if (opts.signal?.aborted) throw opts.signal.reason;
       throw translate(err);
+    }
+  }
+
+  // Always the part writer, whatever the uploader setting: it sends the condition with the commit.
+  async putIf(key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions & { condition: WriteCondition }): Promise<PutResult & { etag: string }> {
+    const cond = opts.condition;
+    const condition = 'ifAbsent' in cond ? { IfNoneMatch: '*' as const } : { IfMatch: cond.ifMatch };
+    let bodyError: unknown;
+    const guarded = async function* (): AsyncGenerator<Uint8Array> {
+      try {
+        for await (const chunk of body) yield chunk;
+      } catch (err) {
+        bodyError = err;
+        throw err;
+      }
+    };
+    try {
+      const res = await uploadInParts(this.client, { Bucket: this.bucket, Key: key, ContentType: opts.contentType, Metadata: opts.metadata }, guarded(), this.#pool, {
+        plan: opts.sizeHint !== undefined && opts.sizeHint <= this.maxObjectBytes ? this.planFor(opts.sizeHint) : this.streamPlan,
+        queueSize: this.queueSize,
+        signal: opts.signal,
+        condition,
+      });
+      if (!res.etag) throw new SluiceError('STORAGE_UNAVAILABLE', { message: `the store returned no ETag for ${key}` });
+      return { size: res.size, etag: res.etag };
+    } catch (err) {
+      if (bodyError !== undefined) throw bodyError;
+      if (opts.signal?.aborted) throw opts.signal.reason;
+      throw conditionFailed(err) ? new SluiceError('WRITE_CONFLICT', { cause: err }) : translate(err);
     }
   }
 
@@ -159,7 +190,7 @@ export class S3Storage implements Storage, StaleUploadSweeper {
         abortSignal: opts.signal,
       });
       const total = res.ContentRange ? Number(res.ContentRange.split('/')[1]) : Number(res.ContentLength ?? 0);
-      return { body: res.Body as Readable, size: total };
+      return { body: res.Body as Readable, size: total, ...(res.ETag ? { etag: res.ETag } : {}) };
     } catch (err) {
       if (errName(err) === 'InvalidRange') {
         const size = (await this.head(key))?.size;
@@ -177,6 +208,7 @@ export class S3Storage implements Storage, StaleUploadSweeper {
         size: Number(res.ContentLength ?? 0),
         lastModified: res.LastModified ?? new Date(0),
         ...(res.ContentType ? { contentType: res.ContentType } : {}),
+        ...(res.ETag ? { etag: res.ETag } : {}),
       };
     } catch (err) {
       const t = translate(err);
@@ -253,6 +285,17 @@ export class S3Storage implements Storage, StaleUploadSweeper {
   async close(): Promise<void> {
     this.client.destroy();
   }
+}
+
+/**
+ * A conditional request the store refused: 412 (the condition failed), 409
+ * (AWS: a concurrent conditional write won), 404 (If-Match on a key that is gone).
+ */
+function conditionFailed(err: unknown): boolean {
+  const status = (err as Partial<S3ServiceException> | null)?.$metadata?.httpStatusCode;
+  const name = errName(err);
+  if (name === 'NoSuchBucket') return false;
+  return status === 412 || status === 409 || status === 404 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict' || name === 'NoSuchKey';
 }
 
 function errName(err: unknown): string | undefined {

@@ -30,6 +30,8 @@ export interface ObjectInfo {
   size: number;
   lastModified: Date;
   contentType?: string;
+  /** The object's version tag, from head() of a backend with ConditionalWrites (listings leave it out). */
+  etag?: string;
 }
 
 export interface GetOptions {
@@ -41,6 +43,8 @@ export interface GetResult {
   body: Readable;
   /** Size of the whole object, not of the range. */
   size: number;
+  /** The version tag of the bytes in `body`, from a backend with ConditionalWrites. */
+  etag?: string;
 }
 
 export interface ListOptions {
@@ -93,6 +97,45 @@ export interface Storage {
 export interface StaleUploadSweeper {
   /** Abort multipart uploads / remove temp files under `prefix` older than `olderThan`. Returns how many. */
   sweepStale(opts: { prefix: string; olderThan: Date }): Promise<number>;
+}
+
+/**
+ * When a conditional write may go ahead: only if no object is at the key, or
+ * only if the object at the key still has the etag the writer last saw (a
+ * missing object fails that test too, so a deleted object is never written back).
+ */
+export type WriteCondition = { ifAbsent: true } | { ifMatch: string };
+
+/**
+ * Optional: writes that succeed only while the object is as the writer last
+ * saw it (S3 If-None-Match / If-Match; fs: a per-key lock and rename). With
+ * them, a read-modify-write is a compare-and-swap, and a "create" cannot
+ * overwrite what another writer made.
+ *
+ * - An etag is an opaque version tag: head() and get() of a backend with this
+ *   capability always return one, and putIf() returns the new one. Compare
+ *   etags only with etags of the same key and backend.
+ * - A failed condition rejects with WRITE_CONFLICT and changes nothing.
+ * - fs: atomic between writers of one process (the per-key lock); across
+ *   processes on one directory, `ifAbsent` is still atomic (link(2)), `ifMatch`
+ *   is not. S3: atomic for every writer of the bucket.
+ * - There is no conditional delete: MinIO ignores If-Match on DeleteObject
+ *   (deletes anyway). To give something up safely, overwrite it with ifMatch.
+ */
+export interface ConditionalWrites {
+  /** put(), made visible only if `opts.condition` holds at that moment. Resolves with the new object's etag. */
+  putIf(key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions & { condition: WriteCondition }): Promise<PutResult & { etag: string }>;
+}
+
+export function canWriteConditionally(s: Storage): s is Storage & ConditionalWrites {
+  const c = s as Partial<ConditionalWrites>;
+  return typeof c.putIf === 'function';
+}
+
+/** The storage's ConditionalWrites, or an error saying which backend lacks them (manifests need them). */
+export function conditionalWrites(s: Storage): Storage & ConditionalWrites {
+  if (!canWriteConditionally(s)) throw new Error(`the ${s.kind} storage backend has no conditional writes, which manifests need`);
+  return s;
 }
 
 export function canSweepStale(s: Storage): s is Storage & StaleUploadSweeper {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import type { SluiceError } from '../../src/errors.ts';
-import type { Storage } from '../../src/storage/storage.ts';
+import { canWriteConditionally, type Storage } from '../../src/storage/storage.ts';
 
 export interface ContractTarget {
   name: string;
@@ -118,6 +118,81 @@ export function storageContract(target: ContractTarget): void {
 
     await t.test('ready resolves while the backend answers', async () => {
       await storage.ready();
+    });
+
+    await t.test('conditional writes: ifAbsent creates once; a second create is WRITE_CONFLICT and changes nothing', async () => {
+      assert.ok(canWriteConditionally(storage), 'every backend has conditional writes (manifests need them)');
+      const key = `${p}/cond/absent`;
+      const made = await storage.putIf(key, chunks(Buffer.from('first')), { contentType: 'text/plain', condition: { ifAbsent: true } });
+      assert.equal(made.size, 5);
+      assert.equal((await storage.head(key))?.etag, made.etag, 'head reports the etag putIf returned');
+      const got = await storage.get(key);
+      got.body.destroy();
+      assert.equal(got.etag, made.etag, 'get reports the etag of the bytes it returns');
+      await assert.rejects(storage.putIf(key, chunks(Buffer.from('second')), { contentType: 'text/plain', condition: { ifAbsent: true } }), (e: SluiceError) => e.code === 'WRITE_CONFLICT');
+      assert.equal((await readAll(storage, key)).toString(), 'first');
+      assert.equal((await storage.head(key))?.etag, made.etag);
+    });
+
+    await t.test('conditional writes: ifMatch replaces only the version it names', async () => {
+      assert.ok(canWriteConditionally(storage));
+      const key = `${p}/cond/match`;
+      const v1 = await storage.putIf(key, chunks(Buffer.from('v1')), { contentType: 'text/plain', condition: { ifAbsent: true } });
+      const v2 = await storage.putIf(key, chunks(Buffer.from('v2')), { contentType: 'text/plain', condition: { ifMatch: v1.etag } });
+      assert.notEqual(v2.etag, v1.etag, 'a new version has a new etag');
+      await assert.rejects(storage.putIf(key, chunks(Buffer.from('stale')), { contentType: 'text/plain', condition: { ifMatch: v1.etag } }), (e: SluiceError) => e.code === 'WRITE_CONFLICT');
+      assert.equal((await readAll(storage, key)).toString(), 'v2');
+      // An unconditional put is a new version too: a writer holding v2's etag must lose.
+      await storage.put(key, chunks(Buffer.from('v3')), { contentType: 'text/plain' });
+      assert.notEqual((await storage.head(key))?.etag, v2.etag);
+      await assert.rejects(storage.putIf(key, chunks(Buffer.from('stale')), { contentType: 'text/plain', condition: { ifMatch: v2.etag } }), (e: SluiceError) => e.code === 'WRITE_CONFLICT');
+      assert.equal((await readAll(storage, key)).toString(), 'v3');
+    });
+
+    await t.test('conditional writes: a deleted object is never written back by ifMatch', async () => {
+      assert.ok(canWriteConditionally(storage));
+      const key = `${p}/cond/deleted`;
+      const v1 = await storage.putIf(key, chunks(Buffer.from('alive')), { contentType: 'text/plain', condition: { ifAbsent: true } });
+      await storage.delete(key);
+      await assert.rejects(storage.putIf(key, chunks(Buffer.from('zombie')), { contentType: 'text/plain', condition: { ifMatch: v1.etag } }), (e: SluiceError) => e.code === 'WRITE_CONFLICT');
+      assert.equal(await storage.head(key), null);
+    });
+
+    await t.test('conditional writes: of racing writers with one etag (or none), exactly one wins', async () => {
+      assert.ok(canWriteConditionally(storage));
+      const key = `${p}/cond/race`;
+      const settle = (ps: Promise<unknown>[]) => Promise.allSettled(ps);
+      const creates = await settle(Array.from({ length: 8 }, (_, i) => storage.putIf(key, chunks(Buffer.from(`c${i}`)), { contentType: 'text/plain', condition: { ifAbsent: true } })));
+      assert.equal(creates.filter((r) => r.status === 'fulfilled').length, 1, 'one create');
+      for (const r of creates) if (r.status === 'rejected') assert.equal((r.reason as SluiceError).code, 'WRITE_CONFLICT');
+      const base = (await storage.head(key))!.etag!;
+      const swaps = await settle(Array.from({ length: 8 }, (_, i) => storage.putIf(key, chunks(Buffer.from(`s${i}`)), { contentType: 'text/plain', condition: { ifMatch: base } })));
+      const won = swaps.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+      assert.equal(won.length, 1, 'one swap');
+      assert.equal((await readAll(storage, key)).toString(), `s${won[0]}`);
+    });
+
+    await t.test('conditional writes: a refused multipart-sized body and a failing body leave nothing behind', async () => {
+      assert.ok(canWriteConditionally(storage));
+      const key = `${p}/cond/big`;
+      await storage.putIf(key, chunks(Buffer.from('small')), { contentType: 'text/plain', condition: { ifAbsent: true } });
+      await assert.rejects(storage.putIf(key, chunks(randomBytes(6 * 1024 * 1024 + 7)), { contentType: 'application/octet-stream', condition: { ifAbsent: true } }), (e: SluiceError) => e.code === 'WRITE_CONFLICT');
+      assert.equal((await readAll(storage, key)).toString(), 'small');
+      const big = randomBytes(6 * 1024 * 1024 + 7);
+      const etag = (await storage.head(key))!.etag!;
+      const replaced = await storage.putIf(key, chunks(big), { contentType: 'application/octet-stream', condition: { ifMatch: etag } });
+      assert.equal(replaced.size, big.length);
+      assert.equal(sha(await readAll(storage, key)), sha(big));
+      const boom = new Error('boom');
+      async function* failing(): AsyncGenerator<Uint8Array> {
+        yield randomBytes(6 * 1024 * 1024);
+        throw boom;
+      }
+      await assert.rejects(storage.putIf(`${p}/cond/failing`, failing(), { contentType: 'application/octet-stream', condition: { ifAbsent: true } }), (e) => e === boom);
+      assert.equal(await storage.head(`${p}/cond/failing`), null);
+      if (pendingUploads) assert.equal(await pendingUploads(), 0, 'no pending multipart upload');
+      const listed = await storage.list({ prefix: `${p}/cond/` });
+      assert.deepEqual(listed.objects.map((o) => o.key.slice(p.length)).sort(), ['/cond/absent', '/cond/big', '/cond/match', '/cond/race'], 'no temp or partial object listed');
     });
   });
 }

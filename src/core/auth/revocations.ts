@@ -13,6 +13,8 @@
 
 import { createHash } from 'node:crypto';
 import { SluiceError } from '../../errors.ts';
+import type { CoreLog } from '../ingest.ts';
+import type { RevocationBus } from './revocation-bus.ts';
 import { bytesOf, readSmallObject, type Storage } from '../../storage/storage.ts';
 import { isTenant, systemPrefix } from '../keys.ts';
 
@@ -41,12 +43,26 @@ export class RevocationStore {
   readonly #ttlMs: number;
   readonly #now: () => number;
   readonly #cache = new Map<string, Entry>();
+  #bus: { bus: RevocationBus; log: CoreLog } | undefined;
 
   constructor(storage: Storage, keyPrefix: string, ttlMs: number, now: () => number = Date.now) {
     this.#storage = storage;
     this.#prefix = `${systemPrefix(keyPrefix)}revocations/`;
     this.#ttlMs = ttlMs;
     this.#now = now;
+  }
+
+  /** Publish revocations made here, and drop cached entries when any instance revokes (issue 11). */
+  async useBus(bus: RevocationBus, log: CoreLog): Promise<void> {
+    this.#bus = { bus, log };
+    await bus.subscribe(
+      (r) => {
+        if (r.kind === 'subject') this.#cache.delete(this.subjectKey(r.value));
+        else if (isTenant(r.value)) this.#cache.delete(this.tenantKey(r.value));
+        else this.#cache.clear();
+      },
+      () => this.#cache.clear(),
+    );
   }
 
   subjectKey(subject: string): string {
@@ -71,6 +87,8 @@ export class RevocationStore {
     const out: Revocation[] = [];
     if (req.subject !== undefined) out.push(await this.#bump(this.subjectKey(req.subject), 'subject', req.subject, notBefore));
     if (req.tenant !== undefined) out.push(await this.#bump(this.tenantKey(req.tenant), 'tenant', req.tenant, notBefore));
+    // Written to storage already: a lost message only means the others wait for their cache time.
+    await this.#bus?.bus.publish(out).catch((err: unknown) => this.#bus?.log.warn({ err }, 'revocation stored but not published; other instances see it within the cache time'));
     return out;
   }
 

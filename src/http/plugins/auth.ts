@@ -19,7 +19,8 @@ import { Authenticator } from '../../core/auth/authenticator.ts';
 import type { Principal } from '../../core/auth/principal.ts';
 import { RevocationStore } from '../../core/auth/revocations.ts';
 import { DEFAULT_TENANT } from '../../core/keys.ts';
-import { SluiceError } from '../../errors.ts';
+import { isSluiceError, SluiceError } from '../../errors.ts';
+import { RedisRevocationBus } from '../../redis/revocation-bus.ts';
 import '../types.ts';
 
 declare module 'fastify' {
@@ -37,7 +38,11 @@ declare module 'fastify' {
   }
 }
 
-type Limiter = (req: FastifyRequest) => Promise<{ isExceeded: boolean; ttlInSeconds: number; max: number }>;
+type LimitCheck = (req: FastifyRequest) => Promise<{ isExceeded: boolean; ttlInSeconds: number; max: number }>;
+interface Limiter {
+  name: 'ip' | 'subject';
+  check: LimitCheck;
+}
 
 async function authPlugin(app: FastifyInstance, { deps }: { deps: AppDeps }): Promise<void> {
   const sec = deps.config.security;
@@ -45,6 +50,8 @@ async function authPlugin(app: FastifyInstance, { deps }: { deps: AppDeps }): Pr
   const authenticator = new Authenticator(sec, revocations);
   app.decorate('revocations', revocations);
   app.decorateRequest('principal', undefined);
+  // issue 11: every instance drops a revoked entry from its cache as soon as any instance revokes it.
+  if (deps.redis) await revocations.useBus(new RedisRevocationBus(deps.redis, app.log), app.log);
 
   if (!sec.authEnabled) {
     app.log.warn({ host: deps.config.host }, 'authentication is off: every request acts for the default tenant with every scope (allowed on loopback only)');
@@ -53,10 +60,30 @@ async function authPlugin(app: FastifyInstance, { deps }: { deps: AppDeps }): Pr
     app.log.warn('SLUICE_LINK_SECRET is not set: signed links use a random per-process key and stop working on restart or on other instances');
   }
 
-  // global: false — limits are applied explicitly below, in a known order.
-  await app.register(rateLimit, { global: false });
-  const byIp = limiter(app, sec.rateLimit.perIp, sec.rateLimit.windowMs, (r) => `ip:${r.ip}`);
-  const bySubject = limiter(app, sec.rateLimit.perSubject, sec.rateLimit.windowMs, (r) => `sub:${r.tenant}:${r.principal?.subject ?? ''}`);
+  // global: false — limits are applied explicitly below, in a known order. With Redis (issue 11) the
+  // windows are counted in @fastify/rate-limit's Redis store, so N per window holds across all instances.
+  const store = deps.redis ? { redis: deps.redis.commands, nameSpace: `${deps.redis.key('rate')}:` } : {};
+  await app.register(rateLimit, { global: false, ...store });
+  const byIp = limiter(app, 'ip', sec.rateLimit.perIp, sec.rateLimit.windowMs, (r) => `ip:${r.ip}`);
+  const bySubject = limiter(app, 'subject', sec.rateLimit.perSubject, sec.rateLimit.windowMs, (r) => `sub:${r.tenant}:${r.principal?.subject ?? ''}`);
+  const failOpen = deps.config.redis?.limitsOnError !== 'closed';
+  const enforce = async (limit: Limiter | undefined, request: FastifyRequest): Promise<void> => {
+    if (!limit) return;
+    let r: Awaited<ReturnType<LimitCheck>>;
+    try {
+      r = await limit.check(request);
+    } catch (err) {
+      // Only the Redis store fails; the in-process one cannot.
+      if (isSluiceError(err)) throw err;
+      deps.metrics?.limiterErrors.inc({ limiter: limit.name });
+      if (failOpen) return;
+      throw new SluiceError('LIMITS_UNAVAILABLE', { cause: err });
+    }
+    if (r.isExceeded) {
+      deps.metrics?.limiterHits.inc({ limiter: limit.name });
+      throw new SluiceError('RATE_LIMITED', { headers: { 'retry-after': String(Math.max(1, r.ttlInSeconds)) }, details: { limit: r.max } });
+    }
+  };
 
   app.addHook('onRequest', async (request) => {
     const url = request.routeOptions.url;
@@ -91,17 +118,9 @@ async function authPlugin(app: FastifyInstance, { deps }: { deps: AppDeps }): Pr
   });
 }
 
-function limiter(app: FastifyInstance, max: number, timeWindow: number, keyGenerator: (r: FastifyRequest) => string): Limiter | undefined {
+function limiter(app: FastifyInstance, name: Limiter['name'], max: number, timeWindow: number, keyGenerator: (r: FastifyRequest) => string): Limiter | undefined {
   if (max === 0) return undefined;
-  return app.createRateLimit({ max, timeWindow, keyGenerator }) as Limiter;
-}
-
-async function enforce(limit: Limiter | undefined, request: FastifyRequest): Promise<void> {
-  if (!limit) return;
-  const r = await limit(request);
-  if (r.isExceeded) {
-    throw new SluiceError('RATE_LIMITED', { headers: { 'retry-after': String(Math.max(1, r.ttlInSeconds)) }, details: { limit: r.max } });
-  }
+  return { name, check: app.createRateLimit({ max, timeWindow, keyGenerator }) as LimitCheck };
 }
 
 function headerString(v: string | string[] | undefined): string | undefined {

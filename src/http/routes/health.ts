@@ -1,5 +1,7 @@
 // GET /health: the process is alive (never touches storage).
-// GET /ready: storage answers and the service is not shutting down; 503 otherwise.
+// GET /ready: storage answers, Redis answers (when configured: every role needs
+// it, ingest for limits and enqueueing, workers for the queue) and the service
+// is not shutting down; 503 otherwise.
 
 import type { FastifyInstance } from 'fastify';
 import { SluiceError } from '../../errors.ts';
@@ -11,6 +13,7 @@ export async function healthRoutes(app: FastifyInstance, { deps }: RouteOptions)
     // Draining starts the grace period: the load balancer must stop sending before uploads are cut.
     if (deps.drainSignal?.aborted || deps.shutdownSignal?.aborted) throw new SluiceError('SHUTTING_DOWN');
     await deps.storage.ready();
-    return { status: 'ready', storage: deps.storage.kind };
+    if (deps.redis && !(await deps.redis.ready())) throw new SluiceError('REDIS_UNAVAILABLE');
+    return { status: 'ready', storage: deps.storage.kind, role: deps.config.role, ...(deps.redis ? { redis: 'ready' } : {}) };
   });
 }

@@ -27,6 +27,11 @@ export interface RouteOptions {
 
 export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<void> {
   await app.register(healthRoutes, opts);
+  // issue 11: a worker node runs the job pool and answers only probes and metrics.
+  if (opts.deps.config.role === 'worker') {
+    await app.register(metricsRoute, opts);
+    return;
+  }
   await app.register(async function uploads(scope) {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', function passThrough(_request, _payload, done) {
