@@ -4,7 +4,7 @@
 // uploads in flight (or debris for the reaper) and are invisible here.
 
 import { SluiceError } from '../errors.ts';
-import { bytesOf, readSmallObject, type Storage } from '../storage/storage.ts';
+import { bytesOf, conditionalWrites, readSmallObjectVersion, type Storage, type WriteCondition } from '../storage/storage.ts';
 import { isCommitted } from './commits.ts';
 import { deleteMarker } from './jobs.ts';
 import { fileKeys, isFileId, tenantPrefix } from './keys.ts';
@@ -16,20 +16,33 @@ export const LIST_MAX_LIMIT = 1000;
 /** Ids a prefix-filtered listing request looks at, at most (one manifest read each). */
 const FILTER_SCAN_MAX = 5000;
 
-export async function writeManifest(storage: Storage, prefix: string, m: Manifest): Promise<void> {
+/**
+ * Write a manifest, only under `condition`: `{ ifAbsent: true }` to commit a
+ * new file (a commit never overwrites one), `{ ifMatch: etag }` to replace the
+ * version last read (a deleted or concurrently changed manifest is never
+ * overwritten). Rejects with WRITE_CONFLICT otherwise; resolves with the new etag.
+ */
+export async function writeManifest(storage: Storage, prefix: string, m: Manifest, condition: WriteCondition): Promise<string> {
   const keys = fileKeys(prefix, m.tenant, m.id);
   const body = Buffer.from(JSON.stringify(m, null, 2) + '\n');
-  await storage.put(keys.manifest, bytesOf(body), { contentType: 'application/json' });
+  const res = await conditionalWrites(storage).putIf(keys.manifest, bytesOf(body), { contentType: 'application/json', condition });
+  return res.etag;
 }
 
 export async function readManifest(storage: Storage, prefix: string, tenant: string, id: string): Promise<Manifest> {
+  return (await readManifestVersion(storage, prefix, tenant, id)).manifest;
+}
+
+/** A committed file's manifest and the etag to replace it with (writeManifest ifMatch). */
+export async function readManifestVersion(storage: Storage, prefix: string, tenant: string, id: string): Promise<{ manifest: Manifest; etag: string }> {
   if (!isFileId(id)) throw new SluiceError('FILE_NOT_FOUND');
   const keys = fileKeys(prefix, tenant, id);
-  const raw = await readSmallObject(storage, keys.manifest);
-  const m = parseManifest(JSON.parse(raw.toString('utf8')));
+  const { bytes, etag } = await readSmallObjectVersion(conditionalWrites(storage), keys.manifest);
+  if (etag === undefined) throw new Error(`the ${storage.kind} storage backend returned no etag for ${keys.manifest}`);
+  const m = parseManifest(JSON.parse(bytes.toString('utf8')));
   // A file of a multi-file request exists only once the whole request committed (commits.ts).
   if (m.commit !== undefined && !(await isCommitted(storage, prefix, m.tenant, m.commit))) throw new SluiceError('FILE_NOT_FOUND');
-  return m;
+  return { manifest: m, etag };
 }
 
 /** Uncommit first (manifest), then remove the rest, so readers never see a file without its bytes. */

@@ -140,7 +140,8 @@ export async function publishFiles(deps: IngestDeps, staged: StagedFile[]): Prom
   for (const m of staged) {
     if (needsMarker(m, config)) await writeMarker(storage, config.keyPrefix, m);
   }
-  for (const m of staged) await writeManifest(storage, config.keyPrefix, m);
+  // ifAbsent: a commit creates its file's manifest and never replaces one another writer made.
+  for (const m of staged) await writeManifest(storage, config.keyPrefix, m, { ifAbsent: true });
   if (commit && tenant !== undefined) await settleCommit(storage, config.keyPrefix, tenant, commit);
   deps.jobs?.enqueue(staged);
 }

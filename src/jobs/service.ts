@@ -15,7 +15,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.ts';
 import { isSluiceError } from '../errors.ts';
-import { deleteFileObjects, readManifest } from '../core/files.ts';
+import { deleteFileObjects, readManifestVersion } from '../core/files.ts';
 import type { CoreLog } from '../core/ingest.ts';
 import { deleteMarker, hasUnfinishedJobs, needsMarker, type JobQueue } from '../core/jobs.ts';
 import type { Manifest } from '../core/manifest.ts';
@@ -152,14 +152,15 @@ export class JobService implements JobQueue {
     const runner = this.#runner;
     if (!runner) throw new LeftPending('not started');
     const log = this.#log.child({ fileId: ref.id, tenant: ref.tenant });
-    const m = await this.#readOrNull(ref);
-    if (!m) {
+    const read = await this.#readOrNull(ref);
+    if (!read) {
       if (ref.markedAt && Date.now() - ref.markedAt.getTime() > ORPHAN_MARKER_MS) {
         await deleteMarker(this.#storage, keyPrefix, ref.tenant, ref.id);
       }
       return;
     }
-    const save = manifestSaver(this.#storage, keyPrefix, m);
+    const m = read.manifest;
+    const save = manifestSaver(this.#storage, keyPrefix, m, read.etag);
     try {
       await runner.runAll(m, save, log);
       releaseSlot();
@@ -175,9 +176,9 @@ export class JobService implements JobQueue {
     }
   }
 
-  async #readOrNull(ref: FileRef): Promise<Manifest | null> {
+  async #readOrNull(ref: FileRef): Promise<{ manifest: Manifest; etag: string } | null> {
     try {
-      return await readManifest(this.#storage, this.#config.keyPrefix, ref.tenant, ref.id);
+      return await readManifestVersion(this.#storage, this.#config.keyPrefix, ref.tenant, ref.id);
     } catch (err) {
       if (isSluiceError(err) && err.code === 'FILE_NOT_FOUND') return null;
       throw err;

@@ -144,14 +144,19 @@ export function canSweepStale(s: Storage): s is Storage & StaleUploadSweeper {
 
 /** Read a whole (small) object, such as a manifest, into memory. Bounded by `maxBytes`. */
 export async function readSmallObject(storage: Storage, key: string, maxBytes = 1024 * 1024): Promise<Buffer> {
-  const { body, size } = await storage.get(key);
+  return (await readSmallObjectVersion(storage, key, maxBytes)).bytes;
+}
+
+/** readSmallObject with the etag of the version read (undefined on a backend without ConditionalWrites). */
+export async function readSmallObjectVersion(storage: Storage, key: string, maxBytes = 1024 * 1024): Promise<{ bytes: Buffer; etag: string | undefined }> {
+  const { body, size, etag } = await storage.get(key);
   if (size > maxBytes) {
     body.destroy();
     throw new Error(`object ${key} is ${size} bytes, over the ${maxBytes} byte bound for small objects`);
   }
   const chunks: Buffer[] = [];
   for await (const chunk of body) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  return { bytes: Buffer.concat(chunks), etag };
 }
 
 export async function* bytesOf(buf: Uint8Array): AsyncGenerator<Uint8Array> {

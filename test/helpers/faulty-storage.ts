@@ -3,7 +3,10 @@
 // (e.g. the manifest put of a finish) and let it go on an event of its own.
 // Everything not matched passes straight through to the real backend.
 
-import type { GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, Storage } from '../../src/storage/storage.ts';
+import {
+  conditionalWrites, type ConditionalWrites, type GetOptions, type GetResult, type ListOptions, type ListResult, type ObjectInfo, type PutOptions,
+  type PutResult, type Storage, type WriteCondition,
+} from '../../src/storage/storage.ts';
 import { SluiceError } from '../../src/errors.ts';
 
 export type PutFault =
@@ -12,7 +15,7 @@ export type PutFault =
   /** The put waits for `release` and then fails (`fail: true`) or goes through. */
   | { kind: 'hold'; release: Promise<{ fail: boolean }> };
 
-export class FaultyStorage implements Storage {
+export class FaultyStorage implements Storage, ConditionalWrites {
   readonly inner: Storage;
   /** Decides, put by put, whether a fault applies. */
   putFault: (key: string) => PutFault | undefined = () => undefined;
@@ -34,7 +37,16 @@ export class FaultyStorage implements Storage {
     return this.inner.bufferedBytesPerPut;
   }
 
-  async put(key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions): Promise<PutResult> {
+  put(key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions): Promise<PutResult> {
+    return this.#faulted(key, () => this.inner.put(key, body, opts));
+  }
+
+  /** Conditional puts meet the same faults; the condition is checked by the real backend once a held put goes on. */
+  putIf(key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions & { condition: WriteCondition }): Promise<PutResult & { etag: string }> {
+    return this.#faulted(key, () => conditionalWrites(this.inner).putIf(key, body, opts));
+  }
+
+  async #faulted<T>(key: string, write: () => Promise<T>): Promise<T> {
     const now = (this.inFlight.get(key) ?? 0) + 1;
     this.inFlight.set(key, now);
     this.maxInFlight.set(key, Math.max(now, this.maxInFlight.get(key) ?? 0));
@@ -43,7 +55,7 @@ export class FaultyStorage implements Storage {
       const fault = this.putFault(key);
       if (fault?.kind === 'down') throw new SluiceError('STORAGE_UNAVAILABLE');
       if (fault?.kind === 'hold' && (await fault.release).fail) throw new SluiceError('STORAGE_UNAVAILABLE');
-      return await this.inner.put(key, body, opts);
+      return await write();
     } finally {
       this.inFlight.set(key, (this.inFlight.get(key) ?? 1) - 1);
     }

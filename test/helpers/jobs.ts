@@ -31,7 +31,9 @@ export interface JobsServer {
   close(): Promise<void>;
 }
 
-export async function startJobsServer(opts: { backend?: Backend; env?: Record<string, string>; label?: string } = {}): Promise<JobsServer> {
+export async function startJobsServer(
+  opts: { backend?: Backend; env?: Record<string, string>; label?: string; wrapStorage?: (s: Storage) => Storage } = {},
+): Promise<JobsServer> {
   const env: Record<string, string> = { ...TEST_SERVER_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SLUICE_JOBS_POOL_SIZE: '2' };
   let dataDir: string | undefined;
   let s3: Awaited<ReturnType<typeof s3Env>> | undefined;
@@ -44,7 +46,8 @@ export async function startJobsServer(opts: { backend?: Backend; env?: Record<st
   }
   Object.assign(env, opts.env);
   const config = loadConfig(env);
-  const storage = createStorage(config);
+  const real = createStorage(config);
+  const storage = opts.wrapStorage ? opts.wrapStorage(real) : real;
   const base = defaultDeps(config, storage, createLogger(config));
   const jobs = new JobService({ config, storage, log: base.log });
   await jobs.start();
