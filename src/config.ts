@@ -237,6 +237,13 @@ const envSchema = z.object({
   UV_THREADPOOL_SIZE: int(1, 1024).default(4),
   /** Serve the OpenAPI description at /docs (JSON at /docs/openapi.json). */
   SLUICE_DOCS: bool.default(true),
+  /**
+   * Connections the kernel may queue before the process accepts them (listen backlog; the
+   * kernel caps it at net.core.somaxconn). Past it, new connections are dropped or, with SYN
+   * cookies, reset; Node's default of 511 is overrun by a few hundred ms of a busy loop at
+   * 2,000 connects/s (docs/performance.md).
+   */
+  SLUICE_LISTEN_BACKLOG: int(1, 65535).default(4096),
   // --- end operations ---
 });
 
@@ -318,6 +325,7 @@ export interface OpsConfig {
   workerMaxRestarts: number;
   uvThreadpoolSize: number;
   docs: boolean;
+  listenBacklog: number;
 }
 
 // --- security (issue 5) ---
@@ -539,6 +547,7 @@ export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
       workerMaxRestarts: e.SLUICE_WORKER_MAX_RESTARTS,
       uvThreadpoolSize: e.UV_THREADPOOL_SIZE,
       docs: e.SLUICE_DOCS,
+      listenBacklog: e.SLUICE_LISTEN_BACKLOG,
     },
   };
   return deepFreeze(config);

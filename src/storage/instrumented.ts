@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { isSluiceError } from '../errors.ts';
 import type { SluiceMetrics } from '../metrics.ts';
 import {
-  canSweepStale, type GetOptions, type GetResult, type ListOptions, type ListResult, type ObjectInfo, type PutOptions,
+  canObserveRequests, canSweepStale, type GetOptions, type GetResult, type ListOptions, type ListResult, type ObjectInfo, type PutOptions,
   type PutResult, type StaleUploadSweeper, type Storage,
 } from './storage.ts';
 
@@ -22,6 +22,15 @@ export class InstrumentedStorage implements Storage {
     this.inner = inner;
     this.#m = metrics;
     if (canSweepStale(inner)) this.sweepStale = (opts) => this.#timed('sweep', () => inner.sweepStale(opts));
+    if (canObserveRequests(inner)) {
+      // Label children cached per operation: resolving labels on every request hashes them each time.
+      const children = new Map<string, { inc(): void }>();
+      inner.observeRequests((op) => {
+        let c = children.get(op);
+        if (!c) children.set(op, (c = metrics.storageRequests.labels(inner.kind, op)));
+        c.inc();
+      });
+    }
   }
 
   get kind(): string {

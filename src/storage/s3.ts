@@ -24,7 +24,7 @@ import type { S3Config } from '../config.ts';
 import { PartBufferPool, uploadInParts } from './s3-upload.ts';
 import { SluiceError, isSluiceError } from '../errors.ts';
 import type {
-  GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, StaleUploadSweeper, Storage,
+  GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, RequestObserver, StaleUploadSweeper, Storage,
 } from './storage.ts';
 
 export function makeS3Client(cfg: S3Config): S3Client {
@@ -49,7 +49,7 @@ export function makeS3Client(cfg: S3Config): S3Client {
   });
 }
 
-export class S3Storage implements Storage, StaleUploadSweeper {
+export class S3Storage implements Storage, StaleUploadSweeper, RequestObserver {
   readonly kind = 's3';
   readonly client: S3Client;
   readonly bucket: string;
@@ -68,6 +68,18 @@ export class S3Storage implements Storage, StaleUploadSweeper {
     this.bufferedBytesPerPut = cfg.partSize * (cfg.queueSize + (cfg.uploader === 'parts' ? 1 : 2));
     // Keep enough idle buffers for one upload's worth of reuse; the rest go back to the allocator.
     this.#pool = new PartBufferPool(cfg.partSize, cfg.queueSize + 1);
+  }
+
+  observeRequests(onRequest: (operation: string) => void): void {
+    // One middleware on the client, added once: per-command middleware would be rebuilt on every send.
+    // The deserialize step runs inside the retry loop, so every attempt counts.
+    this.client.middlewareStack.add(
+      (next, context) => (args) => {
+        onRequest(context.commandName ?? 'unknown');
+        return next(args);
+      },
+      { step: 'deserialize', name: 'sluiceRequestCounter', override: true },
+    );
   }
 
   async put(key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions): Promise<PutResult> {
