@@ -205,6 +205,11 @@ const envSchema = z.object({
    * default; on S3 only with a single instance or sticky routing by upload URL).
    */
   SLUICE_TUS_LOCK: z.enum(['bucket', 'process']).optional(),
+  /**
+   * How long a tus request waits for its upload's lock (held by another PATCH, or by the
+   * finish of that upload: read-back and commit) before it is answered 423 UPLOAD_LOCKED.
+   */
+  SLUICE_TUS_LOCK_TIMEOUT_MS: int(100).default(20_000),
   // --- operations (issue 6): shutdown, metrics, reaper, load shedding, cluster; docs/operations.md ---
   /** Time in-flight requests get to finish after SIGTERM/SIGINT before uploads are aborted. */
   SLUICE_SHUTDOWN_GRACE_MS: int(0).default(30_000),
@@ -288,7 +293,7 @@ export interface Config {
   /** Authentication, links, abuse limits, hardening (issue 5, docs/security.md). */
   security: SecurityConfig;
   /** Resumable uploads (tus): expiry of unfinished uploads and the sweep timer. */
-  tus: { expiryMs: number; sweepIntervalMs: number; lock: 'bucket' | 'process' };
+  tus: { expiryMs: number; sweepIntervalMs: number; lock: 'bucket' | 'process'; lockTimeoutMs: number };
   /** Operations (issue 6); see docs/operations.md. */
   ops: OpsConfig;
   /** Processing jobs (issue 3; docs/jobs.md). */
@@ -532,6 +537,7 @@ export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
       expiryMs: e.SLUICE_TUS_EXPIRY_MS,
       sweepIntervalMs: e.SLUICE_TUS_SWEEP_INTERVAL_MS,
       lock: e.SLUICE_TUS_LOCK ?? (kind === 's3' ? 'bucket' : 'process'),
+      lockTimeoutMs: e.SLUICE_TUS_LOCK_TIMEOUT_MS,
     },
     ops: {
       shutdown: { graceMs: e.SLUICE_SHUTDOWN_GRACE_MS, drainDelayMs: e.SLUICE_SHUTDOWN_DRAIN_DELAY_MS, abortMs: e.SLUICE_SHUTDOWN_ABORT_MS },

@@ -14,6 +14,7 @@ export const errorCatalogue = {
   NO_FILE: { status: 400, message: 'The request contains no file' },
   INVALID_DIGEST: { status: 400, message: 'The digest header is malformed' },
   INVALID_CURSOR: { status: 400, message: 'The listing cursor is not valid' },
+  INVALID_PATH: { status: 400, message: 'The file path is not valid' },
   INVALID_CONTENT_LENGTH: { status: 400, message: 'The Content-Length header is not valid' },
   MALFORMED_REQUEST: { status: 400, message: 'The HTTP request is malformed' },
   // 404/405

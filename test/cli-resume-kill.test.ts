@@ -56,8 +56,8 @@ describe(`sluice upload, interrupted and resumed (${backend})`, () => {
     await writeTree(cwd, { 'in/committed.txt': 'stored before the kill\n', 'in/other.txt': 'never sent\n' });
     const abs = path.join(cwd, 'in/committed.txt');
     const st = await stat(abs);
-    // The server committed it...
-    const put = await call(`${srv.url}/v1/files/committed.txt`, { method: 'PUT', body: await readFile(abs) });
+    // The server committed it (under the path the CLI sends)...
+    const put = await call(`${srv.url}/v1/files/committed.txt?path=in/committed.txt`, { method: 'PUT', body: await readFile(abs) });
     assert.equal(put.status, 201);
     // ...but the CLI died before writing "done": its journal holds only the begin.
     const begin = { op: 'begin', server: srv.url, path: abs, size: st.size, mtimeMs: Math.trunc(st.mtimeMs), at: new Date(Date.now() - 1000).toISOString() };

@@ -56,6 +56,6 @@ describe('OpenAPI', () => {
   it('carries the schemas the routes validate with', async () => {
     const spec = (await call(`${srv.url}/docs/openapi.json`)).json<{ paths: Record<string, Record<string, { parameters?: { name: string }[] }>> }>();
     const list = spec.paths['/v1/files']!.get!;
-    assert.deepEqual(list.parameters?.map((p) => p.name).sort(), ['cursor', 'limit']);
+    assert.deepEqual(list.parameters?.map((p) => p.name).sort(), ['cursor', 'limit', 'prefix']);
   });
 });

@@ -119,14 +119,20 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     });
 
   withTransfer(withServer(program.command('download')))
-    .description('download files by id into a directory, resuming partial files, verifying sha256')
-    .argument('<ids...>', 'file ids')
-    .option('-o, --output <dir>', 'directory to write into', '.')
-    .option('--overwrite', 'replace an existing file with different content', false)
-    .action(async (ids: string[], o: TransferFlags & { output: string; overwrite: boolean }) => {
+    .description('download files by id (or all under --prefix) into their uploaded tree, resuming partial files, verifying sha256')
+    .argument('[ids...]', 'file ids')
+    .option('--prefix <path>', 'also download every file whose path starts with this (e.g. photos/2024/)')
+    .option('-o, --output <dir>', 'directory to write into; each file lands at <dir>/<its path>', '.')
+    .option('--overwrite', 'replace an existing file with different content (files of one run that share a path still fail)', false)
+    .action(async (ids: string[], o: TransferFlags & { output: string; overwrite: boolean; prefix?: string }) => {
+      if (ids.length === 0 && o.prefix === undefined) {
+        io.stderr.write('sluice download: give file ids, --prefix, or both\n');
+        setExit(EXIT.USAGE);
+        return;
+      }
       setExit(
         await runDownload(
-          { ids, output: o.output, server: o.server, token: o.token, concurrency: o.concurrency, retry: retryPolicy(o), overwrite: o.overwrite, json: o.json, quiet: o.quiet, progressIntervalMs: o.progressInterval * 1000 },
+          { ids, prefix: o.prefix, output: o.output, server: o.server, token: o.token, concurrency: o.concurrency, retry: retryPolicy(o), overwrite: o.overwrite, json: o.json, quiet: o.quiet, progressIntervalMs: o.progressInterval * 1000 },
           io,
         ),
       );

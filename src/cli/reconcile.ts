@@ -2,13 +2,11 @@
 // no outcome: the server may have committed those files just before the kill.
 // Before uploading them again, look for them on the server: list the files
 // created since the earliest such begin (ids are UUIDv7, so a cursor built
-// from a timestamp starts the listing there) and match on sanitised name,
+// from a timestamp starts the listing there) and match on stored path,
 // size and sha256. A match is recorded as done; the rest upload as usual.
 // Cost: one local hash per dangling file (at most the old concurrency) and
 // a listing of the files created since the interrupted run's last uploads.
 
-import path from 'node:path';
-import { sanitizeFileName } from '../core/names.ts';
 import type { ApiClient } from './client.ts';
 import { sha256File } from './local-file.ts';
 import { forEachBounded } from './pool.ts';
@@ -22,6 +20,7 @@ const PAGE = 1000;
 interface Listed {
   id: string;
   name: string;
+  path?: string;
   size: number;
   sha256: string;
 }
@@ -44,13 +43,13 @@ export async function reconcile(client: ApiClient, journal: Journal, files: read
   const since = Math.min(...dangling.map((d) => Date.parse(d.rec.at!))) - CLOCK_SKEW_MS;
   const wanted = new Map<string, typeof dangling>();
   for (const d of dangling) {
-    const k = matchKey(sanitizeFileName(path.basename(d.file.abs)), d.file.size, d.sha256!);
+    const k = matchKey(d.file.remote, d.file.size, d.sha256!);
     wanted.set(k, [...(wanted.get(k) ?? []), d]);
   }
 
   let found = 0;
   await listSince(client, since, signal, async (f) => {
-    const k = matchKey(f.name, f.size, f.sha256);
+    const k = matchKey(f.path ?? f.name, f.size, f.sha256);
     const waiting = wanted.get(k);
     const d = waiting?.shift();
     if (!d) return wanted.size > 0;
@@ -70,15 +69,15 @@ export async function reconcile(client: ApiClient, journal: Journal, files: read
  */
 export async function findCommitted(
   client: ApiClient,
-  want: { name: string; size: number; sha256: string },
+  want: { name: string; path: string; size: number; sha256: string },
   sinceMs: number,
   signal: AbortSignal,
 ): Promise<string | undefined> {
   const since = client.clockOffsetMs === undefined ? sinceMs - CLOCK_SKEW_MS : sinceMs + client.clockOffsetMs - 2000;
-  const k = matchKey(sanitizeFileName(want.name), want.size, want.sha256);
+  const k = matchKey(want.path, want.size, want.sha256);
   let id: string | undefined;
   await listSince(client, since, signal, async (f) => {
-    if (matchKey(f.name, f.size, f.sha256) === k) id = f.id;
+    if (matchKey(f.path ?? f.name, f.size, f.sha256) === k) id = f.id;
     return id === undefined;
   });
   return id;

@@ -1,4 +1,4 @@
-// Uploads one local file with PUT /v1/files/:name, end-to-end verified:
+// Uploads one local file with PUT /v1/files/:name?path=<remote>, end-to-end verified:
 //
 // - up to bufferMax bytes: read once into memory, hashed, sent with
 //   Content-Digest; the server verifies before it commits (422 otherwise).
@@ -18,6 +18,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type ApiClient, CliError, errorFrom, netError, withRetries, type RetryPolicy } from './client.ts';
 import { type BufferPool, declaredType, fileChunks, FileShrank, readWhole, sha256File } from './local-file.ts';
+import { pathProblem } from '../core/paths.ts';
 import { findCommitted } from './reconcile.ts';
 import type { Journal } from './state.ts';
 import type { LocalFile } from './walk.ts';
@@ -78,6 +79,10 @@ export async function uploadFile(ctx: UploadContext, file: LocalFile): Promise<F
     if (same) return { ...base, status: 'skipped', reason: 'state', ...(prior.id ? { id: prior.id } : {}), ...(prior.sha256 ? { sha256: prior.sha256 } : {}) };
   }
 
+  // The server would refuse it too (INVALID_PATH): say so without a request.
+  const bad = pathProblem(file.remote);
+  if (bad) return { ...base, status: 'failed', error: { code: 'INVALID_PATH', message: `the path ${JSON.stringify(file.remote)} ${bad}` } };
+
   await ctx.journal?.begin(rec);
   let attempts = 0;
   try {
@@ -135,7 +140,7 @@ async function attempt(ctx: UploadContext, file: LocalFile): Promise<{ id: strin
   if (sha256) headers['content-digest'] = `sha-256=:${Buffer.from(sha256, 'hex').toString('base64')}:`;
 
   const attemptStarted = Date.now();
-  const query = opts.process ? `?process=${encodeURIComponent(opts.process)}` : '';
+  const query = `?path=${encodeURIComponent(file.remote)}${opts.process ? `&process=${encodeURIComponent(opts.process)}` : ''}`;
   let stored: ServerFile;
   try {
     const res = await ctx.client.request({
@@ -163,7 +168,7 @@ async function attempt(ctx: UploadContext, file: LocalFile): Promise<{ id: strin
     const e = netError(err, signal);
     if (e instanceof CliError && e.code === 'NETWORK_ERROR' && (whole !== undefined || sent === file.size)) {
       const known = sha256 ?? samePassHash!.copy().digest('hex');
-      const id = await findCommitted(ctx.client, { name, size: file.size, sha256: known }, attemptStarted, signal).catch(() => undefined);
+      const id = await findCommitted(ctx.client, { name, path: file.remote, size: file.size, sha256: known }, attemptStarted, signal).catch(() => undefined);
       if (id !== undefined) {
         ctx.onBytes(file.size);
         return { id, sha256: known };

@@ -12,6 +12,7 @@
 //   glob syntax; `*` and `**` match dot-files too, since a walk includes
 //   them). A file must match some include (when any is given) and no exclude.
 // - Sockets, FIFOs and devices are skipped.
+// - Each file gets the path it is stored under (`remote`, see LocalFile).
 
 import { glob, lstat, readdir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
@@ -24,6 +25,12 @@ export interface LocalFile {
   abs: string;
   /** The path as shown to the user: the argument joined with the path inside it. */
   display: string;
+  /**
+   * The path stored on the server: a directory argument's own name, then the
+   * path inside it (`sluice upload ./photos` → `photos/2024/a.jpg`); a file
+   * argument's base name. '/'-separated and NFC, whatever the platform.
+   */
+  remote: string;
   size: number;
   mtimeMs: number;
 }
@@ -62,17 +69,18 @@ export async function walk(args: readonly string[], opts: WalkOptions): Promise<
 
   const include = compile(opts.include);
   const exclude = compile(opts.exclude);
-  const addFile = (abs: string, display: string, rel: string, st: Stats) => {
+  const addFile = (abs: string, display: string, rel: string, root: string, st: Stats) => {
     if (!matches(rel, include, exclude)) {
       out.skipped.push({ display, reason: 'excluded' });
       return;
     }
     if (seenFiles.has(abs)) return;
     seenFiles.add(abs);
-    out.files.push({ abs, display, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) });
+    const remote = (root === '' ? rel : `${root}/${rel}`).normalize('NFC');
+    out.files.push({ abs, display, remote, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) });
   };
 
-  const walkDir = async (dirAbs: string, dirDisplay: string, relBase: string, st: Stats): Promise<void> => {
+  const walkDir = async (dirAbs: string, dirDisplay: string, relBase: string, root: string, st: Stats): Promise<void> => {
     const dirId = `${st.dev}:${st.ino}`;
     if (seenDirs.has(dirId)) return;
     seenDirs.add(dirId);
@@ -101,11 +109,11 @@ export async function walk(args: readonly string[], opts: WalkOptions): Promise<
         return;
       }
       if (st.isDirectory()) subdirs.push({ abs, display, rel, st });
-      else if (st.isFile()) addFile(abs, display, rel, st);
+      else if (st.isFile()) addFile(abs, display, rel, root, st);
       else out.skipped.push({ display, reason: 'special' });
     });
     subdirs.sort((a, b) => (a.abs < b.abs ? -1 : 1));
-    for (const d of subdirs) await walkDir(d.abs, d.display, d.rel, d.st);
+    for (const d of subdirs) await walkDir(d.abs, d.display, d.rel, root, d.st);
   };
 
   const visitArg = async (arg: string): Promise<void> => {
@@ -117,8 +125,9 @@ export async function walk(args: readonly string[], opts: WalkOptions): Promise<
       out.problems.push(problem(arg, err));
       return;
     }
-    if (st.isDirectory()) await walkDir(abs, arg, '', st);
-    else if (st.isFile()) addFile(abs, arg, path.basename(abs), st);
+    // The root directory of the file system has no name: its files keep their paths inside it.
+    if (st.isDirectory()) await walkDir(abs, arg, '', path.basename(abs), st);
+    else if (st.isFile()) addFile(abs, arg, path.basename(abs), '', st);
     else out.skipped.push({ display: arg, reason: 'special' });
   };
 

@@ -11,6 +11,8 @@ import { parseManifest, type Manifest } from './manifest.ts';
 /** Manifests fetched at once when listing: bounded, never one request per file at once. */
 const LIST_FETCH_CONCURRENCY = 8;
 export const LIST_MAX_LIMIT = 1000;
+/** Ids a prefix-filtered listing request looks at, at most (one manifest read each). */
+const FILTER_SCAN_MAX = 5000;
 
 export async function writeManifest(storage: Storage, prefix: string, m: Manifest): Promise<void> {
   const keys = fileKeys(prefix, m.tenant, m.id);
@@ -46,31 +48,57 @@ export interface FilePage {
   nextCursor?: string;
 }
 
-/** Committed files of a tenant, oldest first (ids are UUIDv7), paginated by the last id seen. */
+/**
+ * Committed files of a tenant, oldest first (ids are UUIDv7), paginated by
+ * the last id seen. With `pathPrefix`, only files whose path starts with it.
+ * Paths live in manifests, not keys, so a filtered page reads manifests until
+ * `limit` matched or FILTER_SCAN_MAX ids were looked at: a page may then hold
+ * fewer files than `limit` (even none) with a nextCursor, and each request's
+ * cost stays bounded.
+ */
 export async function listFiles(
   storage: Storage,
   prefix: string,
   tenant: string,
-  opts: { limit: number; cursor?: string | undefined },
+  opts: { limit: number; cursor?: string | undefined; pathPrefix?: string | undefined },
 ): Promise<FilePage> {
   if (opts.cursor !== undefined && !isFileId(opts.cursor)) throw new SluiceError('INVALID_CURSOR');
   const base = tenantPrefix(prefix, tenant);
   const limit = Math.min(Math.max(1, opts.limit), LIST_MAX_LIMIT);
-  // "<id>0" sorts after every "<id>/..." key ("0" > "/") and before the next id.
-  const startAfter = opts.cursor ? `${base}${opts.cursor}0` : undefined;
-  const page = await storage.list({ prefix: base, delimiter: '/', startAfter, limit });
-  const ids = page.prefixes.map((p) => p.slice(base.length, -1)).filter(isFileId);
-  const manifests = await mapBounded(ids, LIST_FETCH_CONCURRENCY, async (id) => {
-    try {
-      return await readManifest(storage, prefix, tenant, id);
-    } catch (err) {
-      if ((err as SluiceError).code === 'FILE_NOT_FOUND') return null; // not committed (yet)
-      throw err;
+  const want = opts.pathPrefix;
+  const files: Manifest[] = [];
+  let cursor = opts.cursor;
+  let scanned = 0;
+  for (;;) {
+    // "<id>0" sorts after every "<id>/..." key ("0" > "/") and before the next id.
+    const startAfter = cursor ? `${base}${cursor}0` : undefined;
+    const page = await storage.list({ prefix: base, delimiter: '/', startAfter, limit: want === undefined ? limit : Math.min(LIST_MAX_LIMIT, FILTER_SCAN_MAX - scanned) });
+    const ids = page.prefixes.map((p) => p.slice(base.length, -1)).filter(isFileId);
+    const manifests = await mapBounded(ids, LIST_FETCH_CONCURRENCY, async (id) => {
+      try {
+        return await readManifest(storage, prefix, tenant, id);
+      } catch (err) {
+        if ((err as SluiceError).code === 'FILE_NOT_FOUND') return null; // not committed (yet)
+        throw err;
+      }
+    });
+    scanned += ids.length;
+    const lastId = ids.at(-1);
+    if (want === undefined) {
+      files.push(...manifests.filter((m): m is Manifest => m !== null));
+      return page.truncated && lastId ? { files, nextCursor: lastId } : { files };
     }
-  });
-  const files = manifests.filter((m): m is Manifest => m !== null);
-  const lastId = ids.at(-1);
-  return page.truncated && lastId ? { files, nextCursor: lastId } : { files };
+    for (let i = 0; i < manifests.length; i++) {
+      const m = manifests[i];
+      if (!m || !(m.path ?? m.name).startsWith(want)) continue;
+      files.push(m);
+      // Full: the next page starts after the last file returned.
+      if (files.length === limit) return i < ids.length - 1 || page.truncated ? { files, nextCursor: m.id } : { files };
+    }
+    if (!page.truncated || !lastId) return { files };
+    if (scanned >= FILTER_SCAN_MAX) return { files, nextCursor: lastId };
+    cursor = lastId;
+  }
 }
 
 /** Map with at most `concurrency` calls in flight, results in input order. */

@@ -34,6 +34,8 @@ export interface IngestInput {
   tenant: string;
   /** Already sanitised (see names.ts). */
   name: string;
+  /** Relative path, already validated by parsePath (see paths.ts); defaults to name. */
+  path?: string | undefined;
   source: AsyncIterable<Uint8Array>;
   declaredType?: string | undefined;
   expectedSha256?: Buffer | undefined;
@@ -92,6 +94,7 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
     id,
     tenant: input.tenant,
     name: input.name,
+    path: input.path ?? input.name,
     size,
     sha256,
     type: sniff.type(),
@@ -110,14 +113,23 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
  */
 export async function commitFiles(deps: IngestDeps, staged: StagedFile[]): Promise<void> {
   try {
-    for (const m of staged) {
-      if (needsMarker(m, deps.config)) await writeMarker(deps.storage, deps.config.keyPrefix, m);
-    }
-    for (const m of staged) await writeManifest(deps.storage, deps.config.keyPrefix, m);
+    await publishFiles(deps, staged);
   } catch (err) {
     await discardStaged(deps, staged);
     throw err;
   }
+}
+
+/**
+ * commitFiles without the clean-up: on failure the originals stay where they
+ * are, for a caller whose upload outlives the request (a finished tus upload
+ * is kept resumable and its commit retried; finish.ts).
+ */
+export async function publishFiles(deps: IngestDeps, staged: StagedFile[]): Promise<void> {
+  for (const m of staged) {
+    if (needsMarker(m, deps.config)) await writeMarker(deps.storage, deps.config.keyPrefix, m);
+  }
+  for (const m of staged) await writeManifest(deps.storage, deps.config.keyPrefix, m);
   deps.jobs?.enqueue(staged);
 }
 

@@ -64,6 +64,11 @@ export const manifestSchema = z
     id: z.string().describe('File id (UUIDv7, time-ordered)'),
     tenant: z.string().describe('Owning tenant'),
     name: z.string().describe('Sanitised original file name'),
+    path: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe("Relative path the client gave (e.g. photos/2024/a.jpg): '/'-separated, NFC, no empty, '.' or '..' segment, not absolute, no control characters; defaults to name. Absent in manifests written before paths existed (read it as name)"),
     size: z.number().int().nonnegative().describe('Size of the original in bytes'),
     sha256: z.string().regex(/^[0-9a-f]{64}$/).describe('SHA-256 of the original, lowercase hex'),
     type: fileTypeSchema,

@@ -5,6 +5,8 @@ import type { Manifest } from '../core/manifest.ts';
 export interface FileView {
   id: string;
   name: string;
+  /** Relative path (the name for files uploaded without one). */
+  path: string;
   size: number;
   sha256: string;
   type: { mime: string; ext: string };
@@ -17,7 +19,7 @@ export function fileLinks(id: string): FileView['links'] {
 }
 
 export function fileView(m: Manifest): FileView {
-  return { id: m.id, name: m.name, size: m.size, sha256: m.sha256, type: m.type, createdAt: m.createdAt, links: fileLinks(m.id) };
+  return { id: m.id, name: m.name, path: m.path ?? m.name, size: m.size, sha256: m.sha256, type: m.type, createdAt: m.createdAt, links: fileLinks(m.id) };
 }
 
 export const fileViewSchema = {
@@ -25,6 +27,7 @@ export const fileViewSchema = {
   properties: {
     id: { type: 'string' },
     name: { type: 'string' },
+    path: { type: 'string' },
     size: { type: 'integer' },
     sha256: { type: 'string' },
     type: { type: 'object', properties: { mime: { type: 'string' }, ext: { type: 'string' } } },

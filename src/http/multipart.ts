@@ -86,8 +86,9 @@ export async function* multipartFiles(
     // fail() may destroy a part nobody reads any more; an unheard 'error' would crash the process.
     part.on('error', () => {});
     pending.push({ field, filename: info.filename ?? '', mimeType: info.mimeType, stream: part, fields: new Map(fields) });
-    // A bare `sha256` field describes the one file that follows it, not every later file.
+    // A bare `sha256` or `path` field describes the one file that follows it, not every later file.
     fields.delete('sha256');
+    fields.delete('path');
     notify();
   });
   bb.on('field', (name, value, info) => {

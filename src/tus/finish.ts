@@ -4,15 +4,20 @@
 //      every byte in order (carried-digest.ts); otherwise the original is
 //      read back once, streaming, through the ingest stages (size limit, type
 //      sniff with UTF-8 check, sha256): adoptStoredOriginal;
-//   3. commitFiles writes the manifest (last), which is also where jobs attach.
-// A refusal or failure removes the upload entirely, so nothing half-committed
-// stays behind. The tus bookkeeping of a committed upload is kept until the
-// upload would have expired: a client that lost the answer to its last PATCH
-// then learns from HEAD that the upload is complete (Upload-Offset = length)
-// instead of starting over; the sweep tidies it afterwards.
+//   3. publishFiles writes the manifest (last), which is also where jobs attach.
+// Only a refusal of the bytes (type, size, checksum) removes the upload: those
+// bytes can never become a file. Any other failure (storage down, shutting
+// down, a crash) leaves every byte where it is and the upload complete but
+// uncommitted, so the next final PATCH or HEAD runs the finish again (the
+// service holds the upload's lock across it, so only one runs at a time).
+// The tus bookkeeping of a committed upload is kept until the upload would
+// have expired: a client that lost the answer to its last PATCH then learns
+// from HEAD that the upload is complete (Upload-Offset = length) instead of
+// starting over; the sweep tidies it afterwards.
 
 import { adoptStoredOriginal, describeOriginal } from '../core/adopt.ts';
-import { commitFiles, type IngestDeps, type StagedFile } from '../core/ingest.ts';
+import { publishFiles, type IngestDeps, type StagedFile } from '../core/ingest.ts';
+import { isSluiceError, type ErrorCode } from '../errors.ts';
 import { deleteFileObjects } from '../core/files.ts';
 import type { TusStore } from './store.ts';
 import { bookkeepingKeys, pendingKey, uploadKey, type UploadRef } from './keys.ts';
@@ -25,6 +30,13 @@ export interface FinishInput extends UploadRef {
   signal: AbortSignal;
 }
 
+/** Failures that judge the bytes themselves: no retry can make them a file. */
+const REFUSALS: ReadonlySet<ErrorCode> = new Set(['TYPE_NOT_ALLOWED', 'TYPE_MISMATCH', 'FILE_TOO_LARGE', 'CHECKSUM_MISMATCH']);
+
+export function isRefusal(err: unknown): boolean {
+  return isSluiceError(err) && REFUSALS.has(err.code);
+}
+
 export async function finishUpload(deps: IngestDeps & { store: TusStore }, input: FinishInput): Promise<StagedFile> {
   const { config } = deps;
   let staged: StagedFile;
@@ -35,16 +47,11 @@ export async function finishUpload(deps: IngestDeps & { store: TusStore }, input
     staged = carried ? describeOriginal(config, input, carried) : await adoptStoredOriginal(deps, input);
     deps.log.debug({ fileId: input.id, digest: carried ? 'carried' : 'read-back' }, 'tus upload digested');
   } catch (err) {
-    await removeUpload(deps, input);
+    if (isRefusal(err)) await removeUpload(deps, input);
     throw err;
   }
-  try {
-    // On failure commitFiles has already removed the original (discardStaged).
-    await commitFiles(deps, [staged]);
-  } catch (err) {
-    await removeUpload(deps, input);
-    throw err;
-  }
+  // A failure here is storage's or the shutdown's, never the bytes': keep them for the retry.
+  await publishFiles(deps, [staged]);
   return staged;
 }
 

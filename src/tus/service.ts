@@ -41,6 +41,11 @@ export interface TusService {
   /** Per-request context, keyed by the web Request handed to the server. */
   contexts: WeakMap<Request, TusRequestContext>;
   sweep(opts?: { now?: Date }): Promise<SweepResult>;
+  /**
+   * For a HEAD that found the upload complete: the headers naming its file,
+   * committing it first if an earlier finish failed (storage down, shutdown).
+   */
+  settleComplete(tenant: string, id: string, log: CoreLog): Promise<Record<string, string>>;
   /** Give back the bucket locks this instance keeps idle (shutdown). */
   close(): Promise<void>;
 }
@@ -81,11 +86,45 @@ export function createTusService(deps: TusDeps): TusService {
   });
   // The adapter itself: storage may be wrapped (metrics, quota) and the lock needs its S3 client.
   const adapter = baseStorage(storage);
+  const lockTimeoutMs = config.tus.lockTimeoutMs;
   const locker: Locker =
     adapter instanceof S3Storage && config.tus.lock === 'bucket'
-      ? new S3Locker({ client: adapter.client, bucket: adapter.bucket, keyFor: (key) => lockKey(prefix, refOf(key)) })
-      : new MemoryLocker();
+      ? new S3Locker({ client: adapter.client, bucket: adapter.bucket, keyFor: (key) => lockKey(prefix, refOf(key)), acquireTimeoutMs: lockTimeoutMs })
+      : new MemoryLocker({ acquireLockTimeout: lockTimeoutMs });
   const never = new AbortController().signal;
+  const stop = deps.shutdownSignal ?? never;
+  const committedHeaders = (ref: UploadRef) => ({ [FILE_ID_HEADER]: ref.id, [FILE_URL_HEADER]: `/v1/files/${ref.id}` });
+
+  /**
+   * Commit a complete upload, once. @tus/server lets go of the upload's lock
+   * before onUploadFinish, so the finish takes it again and holds it to the
+   * end: a second final PATCH (or a HEAD) of the same upload waits here, then
+   * finds the manifest, and a failed finish can never undo one that succeeded.
+   * With the bucket lock this holds across instances too.
+   */
+  const finishOnce = async (upload: Upload, log: CoreLog): Promise<void> => {
+    const ref = refOf(upload.id);
+    const lock = locker.newLock(upload.id);
+    // Waiters ask the holder to let go; a finish does not: it runs to its end (or to the shutdown).
+    await lock.lock(stop, async () => {});
+    try {
+      if (await storage.head(fileKeys(prefix, ref.tenant, ref.id).manifest)) return;
+      const staged = await finishUpload(
+        { config, storage, log, store, jobs: deps.jobs },
+        {
+          ...ref,
+          size: upload.size ?? upload.offset,
+          name: sanitizeFileName(upload.metadata?.filename ?? upload.metadata?.name),
+          declaredType: upload.metadata?.filetype ?? upload.metadata?.type ?? undefined,
+          // Not the client's signal: the bytes are all here, so a client gone now still gets its file.
+          signal: stop,
+        },
+      );
+      log.info({ upload: { tus: true, id: staged.id, bytes: staged.size, type: staged.type.mime, outcome: 'committed' } }, 'upload committed');
+    } finally {
+      await lock.unlock();
+    }
+  };
 
   const server = new Server({
     path: TUS_PATH,
@@ -107,24 +146,8 @@ export function createTusService(deps: TusDeps): TusService {
       return { metadata: upload.metadata ?? {} };
     },
     onUploadFinish: async (req, upload: Upload) => {
-      const ctx = ctxOf(req);
-      const ref = refOf(upload.id);
-      // Idempotent: a repeated final PATCH (a client that lost the first answer) finds the commit.
-      if (!(await storage.head(fileKeys(prefix, ref.tenant, ref.id).manifest))) {
-        const staged = await finishUpload(
-          { config, storage, log: ctx.log, store, jobs: deps.jobs },
-          {
-            ...ref,
-            size: upload.size ?? upload.offset,
-            name: sanitizeFileName(upload.metadata?.filename ?? upload.metadata?.name),
-            declaredType: upload.metadata?.filetype ?? upload.metadata?.type ?? undefined,
-            // Not the client's signal: the bytes are all here, so a client gone now still gets its file.
-            signal: deps.shutdownSignal ?? never,
-          },
-        );
-        ctx.log.info({ upload: { tus: true, id: staged.id, bytes: staged.size, type: staged.type.mime, outcome: 'committed' } }, 'upload committed');
-      }
-      return { headers: { [FILE_ID_HEADER]: ref.id, [FILE_URL_HEADER]: `/v1/files/${ref.id}` } };
+      await finishOnce(upload, ctxOf(req).log);
+      return { headers: committedHeaders(refOf(upload.id)) };
     },
     onResponseError: (req, err) => {
       const ctx = contexts.get(req);
@@ -147,6 +170,12 @@ export function createTusService(deps: TusDeps): TusService {
     store,
     contexts,
     sweep: (opts = {}) => sweepExpiredUploads({ config, storage, log: deps.log, store }, opts),
+    settleComplete: async (tenant, id, log) => {
+      const ref = { tenant, id };
+      const upload = await store.getUpload(uploadKey(prefix, ref));
+      await finishOnce(upload, log);
+      return committedHeaders(ref);
+    },
     close: async () => {
       if (locker instanceof S3Locker) await locker.releaseAll();
     },

@@ -30,7 +30,7 @@ export interface JobsServer {
 }
 
 export async function startJobsServer(opts: { backend?: Backend; env?: Record<string, string>; label?: string } = {}): Promise<JobsServer> {
-  const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SLUICE_JOBS_POOL_SIZE: '2' };
+  const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', SLUICE_JOBS_POOL_SIZE: '2', SLUICE_SHED_EVENT_LOOP_DELAY_MS: '0' }; // shedding off: a loaded test machine must not answer BUSY
   let dataDir: string | undefined;
   let s3: Awaited<ReturnType<typeof s3Env>> | undefined;
   if (opts.backend === 's3') {

@@ -45,7 +45,9 @@ export async function s3Env(label: string): Promise<{ env: Record<string, string
   };
 }
 
-export async function startServer(opts: { backend?: Backend; env?: Record<string, string>; label?: string; storage?: Storage } = {}): Promise<TestServer> {
+export async function startServer(
+  opts: { backend?: Backend; env?: Record<string, string>; label?: string; storage?: Storage; wrapStorage?: (s: Storage) => Storage } = {},
+): Promise<TestServer> {
   const backend = opts.backend ?? 'fs';
   let dataDir: string | undefined;
   let s3: Awaited<ReturnType<typeof s3Env>> | undefined;
@@ -59,7 +61,8 @@ export async function startServer(opts: { backend?: Backend; env?: Record<string
   }
   Object.assign(env, opts.env);
   const config = loadConfig(env);
-  const storage = opts.storage ?? createStorage(config);
+  const real = opts.storage ?? createStorage(config);
+  const storage = opts.wrapStorage ? opts.wrapStorage(real) : real;
   const deps = defaultDeps(config, storage, createLogger(config));
   const app = await buildApp(deps);
   await app.listen({ port: 0, host: '127.0.0.1' });

@@ -71,6 +71,12 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
       res.headers.forEach((value, name) => {
         if (name !== 'content-length') reply.header(name, value);
       });
+      const id = (request.params as { id?: string }).id;
+      if (request.method === 'HEAD' && res.status === 200 && id !== undefined && isComplete(res.headers)) {
+        // Every byte is here: name the file, committing it now if its finish failed before
+        // (tus-js-client resumes with HEAD and, on a complete upload, sends no PATCH).
+        for (const [name, value] of Object.entries(await tus.settleComplete(request.tenant, id, request.log))) reply.header(name, value);
+      }
       if (request.method === 'OPTIONS') reply.header('tus-checksum-algorithm', CHECKSUM_ALGORITHMS.join(','));
       const text = res.body ? await res.text() : '';
       return reply.code(res.status).send(text === '' ? undefined : text);
@@ -82,6 +88,11 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
   for (const url of [TUS_PATH, `${TUS_PATH}/:id`]) {
     app.route({ method: [...METHODS], url, exposeHeadRoute: false, config: { scope: 'files:write' }, handler: handle });
   }
+}
+
+function isComplete(headers: Headers): boolean {
+  const offset = headers.get('upload-offset');
+  return offset !== null && offset === headers.get('upload-length');
 }
 
 function clientGone(reply: FastifyReply): AbortSignal {

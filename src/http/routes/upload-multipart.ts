@@ -13,6 +13,7 @@ import { admitUpload } from '../upload-admission.ts';
 import type { RouteOptions } from './index.ts';
 import { parseProcess } from '../../core/jobs.ts';
 import { processQuery } from '../process-query.ts';
+import { parsePath } from '../../core/paths.ts';
 import type { SluiceMetrics } from '../../metrics.ts';
 
 export async function uploadMultipartRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
@@ -21,6 +22,14 @@ export async function uploadMultipartRoute(app: FastifyInstance, { deps }: Route
   const parsePartProcess = (stream: NodeJS.ReadableStream, raw: string) => {
     try {
       return parseProcess(raw, config);
+    } catch (err) {
+      stream.on('error', () => {}).resume();
+      throw err;
+    }
+  };
+  const partPath = (stream: NodeJS.ReadableStream, raw: string) => {
+    try {
+      return parsePath(raw);
     } catch (err) {
       stream.on('error', () => {}).resume();
       throw err;
@@ -38,11 +47,13 @@ export async function uploadMultipartRoute(app: FastifyInstance, { deps }: Route
       for await (const part of multipartFiles(request.raw, config.limits, admission.signal)) {
         const sha = part.fields.get(`${part.field}.sha256`) ?? part.fields.get('sha256');
         const processField = part.fields.get(`${part.field}.process`) ?? part.fields.get('process');
+        const pathField = part.fields.get(`${part.field}.path`) ?? part.fields.get('path');
         staged.push(
           await stageFile(ingestDeps, {
             process: processField === undefined ? queryProcess : parsePartProcess(part.stream, processField),
             tenant: request.tenant,
             name: sanitizeFileName(part.filename),
+            path: pathField === undefined ? undefined : partPath(part.stream, pathField),
             source: part.stream,
             declaredType: declaredPartType(part),
             expectedSha256: sha === undefined ? undefined : parseSha256(sha),

@@ -10,6 +10,15 @@ import type { RouteOptions } from './index.ts';
 import { logUpload } from './upload-multipart.ts';
 import { SluiceError } from '../../errors.ts';
 import { processQuery } from '../process-query.ts';
+import { parsePath } from '../../core/paths.ts';
+
+/** `?path=photos/2024/a.jpg`: validated before the body is read. */
+function pathQuery(query: unknown): string | undefined {
+  const raw = (query as Record<string, string | string[] | undefined> | undefined)?.path;
+  if (raw === undefined) return undefined;
+  if (Array.isArray(raw)) throw new SluiceError('INVALID_PATH', { message: 'The path parameter is given more than once' });
+  return parsePath(raw);
+}
 
 export async function uploadRawRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
   const { config } = deps;
@@ -23,6 +32,7 @@ export async function uploadRawRoute(app: FastifyInstance, { deps }: RouteOption
       const started = performance.now();
       const expected = expectedSha256(request.headers);
       const process = processQuery(request, config);
+      const path = pathQuery(request.query);
       if (config.requireContentLength && request.headers['content-length'] === undefined) throw new SluiceError('LENGTH_REQUIRED');
       const admission = await admitUpload(request, reply, deps, { maxBytes: config.limits.fileBytes, tooLarge: 'FILE_TOO_LARGE' });
       const ingestDeps = { config, storage: deps.storage, log: request.log, jobs: deps.jobs };
@@ -30,6 +40,7 @@ export async function uploadRawRoute(app: FastifyInstance, { deps }: RouteOption
         const staged = await stageFile(ingestDeps, {
           tenant: request.tenant,
           name: sanitizeFileName(request.params.name),
+          path,
           // Read without destroying on failure, so the error response can still be sent.
           source: request.raw.iterator({ destroyOnReturn: false }),
           declaredType: request.headers['content-type'],
