@@ -31,6 +31,8 @@ const CHUNKS = 16;
 const RAMP_MS = 5000;
 /** Why connections ended without an answer, by error code ('closed' when the server just closed). */
 const connErrors = new Map<string, number>();
+/** The kernel's TCP counters that explain connections reset before the server saw them. */
+const TCP_COUNTERS = ['ListenOverflows', 'ListenDrops', 'SyncookiesSent', 'SyncookiesFailed', 'TCPAbortOnData', 'TCPAbortOnClose', 'TCPAbortOnMemory'];
 
 
 // The client side needs a descriptor per connection: re-run under a raised limit.
@@ -51,8 +53,6 @@ if (!process.env.SLUICE_BENCH_ULIMIT) {
   else console.log(`RESULT c10k clients=${clients} ${results.map((r) => keys(r, `${r.backend}_`)).join(' ')}`.replace(/ (s3|fs)_backend=(s3|fs)/g, ''));
 }
 
-/** The kernel's TCP counters that explain connections reset before the server saw them. */
-const TCP_COUNTERS = ['ListenOverflows', 'ListenDrops', 'SyncookiesSent', 'SyncookiesFailed', 'TCPAbortOnData', 'TCPAbortOnClose', 'TCPAbortOnMemory'];
 async function tcpCounters(): Promise<Map<string, number>> {
   const lines = (await readFile('/proc/net/netstat', 'utf8')).split('\n').filter((l) => l.startsWith('TcpExt:'));
   const names = lines[0]!.split(' ').slice(1);

@@ -54,7 +54,7 @@ export interface AppDeps {
 }
 
 export function defaultDeps(config: Readonly<Config>, storage: Storage, log: Logger = createLogger(config)): AppDeps {
-  const budget = new BufferBudget(config.uploadBufferBytes);
+  const budget = new BufferBudget(config.uploadBufferBytes, config.maxActiveUploads);
   // operations (issue 6): storage operations are measured by wrapping the adapter.
   if (!config.ops.metrics) return { config, storage, budget, log };
   const metrics = new SluiceMetrics({ uvThreadpoolSize: config.ops.uvThreadpoolSize });

@@ -107,6 +107,12 @@ const envSchema = z.object({
   SLUICE_UPLOAD_BUFFER_BYTES: int(1 * MiB).default(256 * MiB),
   /** How long an upload may wait for buffer budget before 503 BUSY. */
   SLUICE_UPLOAD_QUEUE_TIMEOUT_MS: int(0).default(30_000),
+  /**
+   * Uploads whose bodies are read at once (0: no cap, the byte budget alone decides). More
+   * wait, like uploads past the byte budget, with their sockets paused and 100 Continue
+   * withheld. Bounds the work one event-loop turn can find ready (docs/performance.md).
+   */
+  SLUICE_MAX_ACTIVE_UPLOADS: int(0).default(256),
 
   // --- processing jobs (issue 3; docs/jobs.md) ---
   /** Worker threads running image and compression jobs. 0 disables processing entirely. */
@@ -290,6 +296,8 @@ export interface Config {
   requireContentLength: boolean;
   timeouts: { uploadIdleMs: number; headersMs: number; socketMs: number; uploadQueueMs: number };
   uploadBufferBytes: number;
+  /** Uploads read at once; 0: no cap. */
+  maxActiveUploads: number;
   /** Authentication, links, abuse limits, hardening (issue 5, docs/security.md). */
   security: SecurityConfig;
   /** Resumable uploads (tus): expiry of unfinished uploads and the sweep timer. */
@@ -531,6 +539,7 @@ export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
       uploadQueueMs: e.SLUICE_UPLOAD_QUEUE_TIMEOUT_MS,
     },
     uploadBufferBytes: e.SLUICE_UPLOAD_BUFFER_BYTES,
+    maxActiveUploads: e.SLUICE_MAX_ACTIVE_UPLOADS,
     jobs: jobsConfig(e),
     security: securityConfig(e),
     tus: {
