@@ -3,7 +3,7 @@
 // add to the SLUICE_AUTH_API_KEYS JSON array.
 
 import { parseArgs } from 'node:util';
-import { SCOPES, type Scope } from '../src/config.ts';
+import { SCOPES, type Scope } from '../src/core/auth/scopes.ts';
 import { generateApiKey } from '../src/core/auth/api-keys.ts';
 import { isTenant } from '../src/core/keys.ts';
 

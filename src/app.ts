@@ -11,11 +11,28 @@ import { BufferBudget } from './core/buffer-budget.ts';
 import { DEFAULT_TENANT } from './core/keys.ts';
 import { SluiceError, type ErrorCode } from './errors.ts';
 import { errorHandler, sendError, toSluiceError } from './http/plugins/error-handler.ts';
-// security (issue 5)
 import { auth } from './http/plugins/auth.ts';
 import { hardening } from './http/plugins/hardening.ts';
 import { uploadLimits } from './http/plugins/upload-limits.ts';
 import { TenantQuota, withTenantQuota } from './core/tenant-quota.ts';
+import { routes } from './http/routes/index.ts';
+import type { AppDeps } from './http/types.ts';
+import { createLogger } from './logger.ts';
+import type { Storage } from './storage/storage.ts';
+import { httpMetrics } from './http/plugins/http-metrics.ts';
+import { loadShedding } from './http/plugins/load-shedding.ts';
+import { openApi } from './http/plugins/openapi.ts';
+import { SluiceMetrics } from './metrics.ts';
+import { InstrumentedStorage } from './storage/instrumented.ts';
+
+export function defaultDeps(config: Readonly<Config>, storage: Storage, log: Logger = createLogger(config)): AppDeps {
+  const budget = new BufferBudget(config.uploadBufferBytes, config.maxActiveUploads);
+  // Storage operations are measured by wrapping the adapter, so every caller is counted.
+  if (!config.ops.metrics) return { config, storage, budget, log };
+  const metrics = new SluiceMetrics({ uvThreadpoolSize: config.ops.uvThreadpoolSize });
+  metrics.setSources({ budget: () => ({ used: budget.used, capacity: budget.capacity, waiting: budget.waiting }) });
+  return { config, storage: new InstrumentedStorage(storage, metrics), budget, log, metrics };
+}
 
 function withQuota(deps: AppDeps): { deps: AppDeps; quota: TenantQuota | undefined } {
   const { security, keyPrefix } = deps.config;
@@ -23,49 +40,11 @@ function withQuota(deps: AppDeps): { deps: AppDeps; quota: TenantQuota | undefin
   const quota = new TenantQuota(deps.storage, keyPrefix, security.tenantQuotaBytes, security.tenantQuotaCacheMs);
   return { deps: { ...deps, storage: withTenantQuota(deps.storage, quota) }, quota };
 }
-import { routes } from './http/routes/index.ts';
-import './http/types.ts';
-import { createLogger } from './logger.ts';
-import type { Storage } from './storage/storage.ts';
-import type { JobService } from './jobs/service.ts';
-// operations (issue 6)
-import { httpMetrics } from './http/plugins/http-metrics.ts';
-import { loadShedding } from './http/plugins/load-shedding.ts';
-import { openApi } from './http/plugins/openapi.ts';
-import { SluiceMetrics } from './metrics.ts';
-import { InstrumentedStorage } from './storage/instrumented.ts';
-
-export interface AppDeps {
-  config: Readonly<Config>;
-  storage: Storage;
-  budget: BufferBudget;
-  log: Logger;
-  /** Aborts every in-flight upload (graceful shutdown past its grace period). */
-  shutdownSignal?: AbortSignal;
-  /** Processing jobs (issue 3): committed files are handed to it; absent, they wait for the next start. */
-  jobs?: JobService;
-  // --- operations (issue 6) ---
-  /** Aborted when shutdown begins: /ready answers 503 and new uploads are refused. */
-  drainSignal?: AbortSignal;
-  /** Prometheus series; absent when SLUICE_METRICS=false. */
-  metrics?: SluiceMetrics;
-  /** In a cluster worker: the metrics of every worker, aggregated by the primary. */
-  clusterMetrics?: () => Promise<{ contentType: string; body: string }>;
-}
-
-export function defaultDeps(config: Readonly<Config>, storage: Storage, log: Logger = createLogger(config)): AppDeps {
-  const budget = new BufferBudget(config.uploadBufferBytes, config.maxActiveUploads);
-  // operations (issue 6): storage operations are measured by wrapping the adapter.
-  if (!config.ops.metrics) return { config, storage, budget, log };
-  const metrics = new SluiceMetrics({ uvThreadpoolSize: config.ops.uvThreadpoolSize });
-  metrics.setSources({ budget: () => ({ used: budget.used, capacity: budget.capacity, waiting: budget.waiting }) });
-  return { config, storage: new InstrumentedStorage(storage, metrics), budget, log, metrics };
-}
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildApp(appDeps: AppDeps) {
-  // security (issue 5): with a tenant quota, every tenant write is metered through the storage port.
+  // With a tenant quota, every tenant write is metered through the storage port.
   const { deps, quota } = withQuota(appDeps);
   const { config } = deps;
   const app = Fastify({
@@ -82,9 +61,9 @@ export async function buildApp(appDeps: AppDeps) {
     // On close, drop idle keep-alive sockets at once; in-flight requests finish.
     forceCloseConnections: 'idle',
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => writeClientError(err, socket),
-    // security (issue 5): request.ip (rate limits, logs) from X-Forwarded-For only via listed proxies
+    // request.ip (rate limits, logs) from X-Forwarded-For only via listed proxies: anyone else could forge it.
     trustProxy: config.security.trustProxy.length > 0 ? [...config.security.trustProxy] : false,
-    // security (issue 5): the router's own refusals (bad %-encoding, overlong path parameter) in our error shape, not
+    // The router's own refusals (bad %-encoding, overlong path parameter) in our error shape, not
     // Fastify's; and parameters as long as routes allow (PUT names take 1,024 characters, %-encoded up to 12 bytes each;
     // the default 100 refused names over 100 characters with a 414). The header size limit still bounds the URL.
     routerOptions: { maxParamLength: 12 * 1024 },
@@ -101,11 +80,11 @@ export async function buildApp(appDeps: AppDeps) {
     }
   });
   await app.register(errorHandler);
-  // operations (issue 6): before the routes, so their hooks and the OpenAPI collector see every route.
+  // Before the routes, so their hooks and the OpenAPI collector see every route.
   await app.register(loadShedding, { shed: config.ops.shed, budget: deps.budget, metrics: deps.metrics });
   if (deps.metrics) await app.register(httpMetrics, { metrics: deps.metrics });
   if (config.ops.docs) await app.register(openApi);
-  // security (issue 5): headers + CORS, then authentication (sets request.tenant), then per-tenant upload cap
+  // Headers + CORS, then authentication (sets request.tenant), then the per-tenant upload cap, which needs the tenant.
   await app.register(hardening, { config });
   await app.register(auth, { deps });
   await app.register(uploadLimits, { config, quota });
@@ -131,7 +110,7 @@ function createHttpServer(config: Readonly<Config>, handler: (req: IncomingMessa
     handler,
   );
   server.timeout = config.timeouts.socketMs;
-  // security (issue 5): past this many open sockets, new connections are closed at accept.
+  // Past this many open sockets, new connections are closed at accept: a connection flood cannot exhaust file descriptors.
   if (config.security.maxConnections > 0) server.maxConnections = config.security.maxConnections;
   // Without this listener Node answers 100 Continue by itself, before we could refuse the body.
   server.on('checkContinue', (req, res) => server.emit('request', req, res));

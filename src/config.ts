@@ -7,6 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { S3_PROVIDERS, S3_PROVIDER_PROFILES } from './storage/s3-providers.ts';
+import { fitsParts } from './storage/s3-parts.ts';
+import { apiKeyEntrySchema, type ApiKeyEntry } from './core/auth/api-keys.ts';
+import { COMPRESS_JOBS, CONVERT_JOBS, PRESET_FORMATS, type ImageFormat, type ImagePreset } from './core/job-names.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -55,13 +59,20 @@ const envSchema = z.object({
   /** Static credentials; unset means the AWS SDK's default chain (env, profile, IMDS, ...). */
   SLUICE_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   SLUICE_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
-  /** Path-style URLs (http://host/bucket/key): MinIO and most S3-compatible stores want true. */
-  SLUICE_S3_FORCE_PATH_STYLE: bool.default(false),
+  /**
+   * Which S3 implementation the bucket lives on: sets the defaults of the checksum mode,
+   * the part count limit, equal part sizes (R2) and path-style URLs (README "S3 providers").
+   */
+  SLUICE_S3_PROVIDER: z.enum(S3_PROVIDERS).default('generic'),
+  /** Path-style URLs (http://host/bucket/key): MinIO and most S3-compatible stores want true. Default: the provider's. */
+  SLUICE_S3_FORCE_PATH_STYLE: bool.optional(),
   /**
    * When the SDK computes request checksums: when_supported (SDK default, CRC32 on every
    * upload; AWS, MinIO) or when_required (R2, B2 and other stores that reject them).
    */
-  SLUICE_S3_CHECKSUM: z.enum(['when_supported', 'when_required']).default('when_supported'),
+  SLUICE_S3_CHECKSUM: z.enum(['when_supported', 'when_required']).optional(),
+  /** Most parts per multipart upload (S3: 10,000; Scaleway: 1,000). Default: the provider's. */
+  SLUICE_S3_MAX_PARTS: int(1, 10_000).optional(),
   /** Multipart part size. Memory per upload is about part size × (queue size + 1). */
   SLUICE_S3_PART_SIZE: int(5 * MiB, 512 * MiB).default(8 * MiB),
   /** Parts uploaded concurrently per file. */
@@ -114,7 +125,7 @@ const envSchema = z.object({
    */
   SLUICE_MAX_ACTIVE_UPLOADS: int(0).default(256),
 
-  // --- processing jobs (issue 3; docs/jobs.md) ---
+  // --- processing jobs (docs/jobs.md) ---
   /** Worker threads running image and compression jobs. 0 disables processing entirely. */
   SLUICE_JOBS_POOL_SIZE: int(0, 64).optional(),
   /** Files whose jobs may wait in memory; past it, jobs stay pending in storage and a later rescan picks them up. */
@@ -126,9 +137,9 @@ const envSchema = z.object({
   /** How often the index of unfinished work is rescanned (overflow and other instances' leftovers). */
   SLUICE_JOBS_RESCAN_MS: int(1000).default(60_000),
   /** Jobs per type when an upload names none: `type=job+job;...`, type may be `image/*`. First match wins. */
-  SLUICE_JOBS_DEFAULTS: z.string().default('image/*=thumbnail;text/*=gzip;application/json=gzip'),
+  SLUICE_JOBS_DEFAULTS: z.string().default('image/*=thumbnail;text/*=gzip;application/json=gzip').transform(parseDefaultRules),
   /** Resize presets `name:px:format,...` (fit inside px×px, never enlarged); each preset is a job name. */
-  SLUICE_IMAGE_PRESETS: z.string().default('thumbnail:256:webp,preview:1024:webp'),
+  SLUICE_IMAGE_PRESETS: z.string().default('thumbnail:256:webp,preview:1024:webp').transform(parsePresets),
   /** Largest decoded image, in pixels (width × height × frames); sharp's own default is 268 M. */
   SLUICE_IMAGE_MAX_PIXELS: int(1, 268_402_689).default(40_000_000),
   /** Largest original an image job reads (sharp holds the encoded input in memory). */
@@ -147,7 +158,7 @@ const envSchema = z.object({
   SLUICE_WEBHOOK_BACKOFF_MS: int(10).default(1000),
   /** Per-attempt timeout of a webhook POST. */
   SLUICE_WEBHOOK_TIMEOUT_MS: int(100).default(10_000),
-  // --- security (issue 5): authentication, links, abuse limits, hardening. docs/security.md ---
+  // --- security: authentication, links, abuse limits, hardening (docs/security.md) ---
   // Every secret may instead be given as a file: set <NAME>_FILE to its path.
   /** HS256 shared secret for bearer JWTs (at least 32 bytes). */
   SLUICE_AUTH_JWT_SECRET: z.string().min(32, 'at least 32 bytes').optional(),
@@ -172,7 +183,12 @@ const envSchema = z.object({
   /** Least time between two JWKS fetches (an unknown kid triggers one), in ms. */
   SLUICE_AUTH_JWKS_COOLDOWN_MS: int(0).default(30_000),
   /** Static API keys: a JSON array of { id, sha256, tenant, scopes, createdAt? } (see `npm run api-key`). */
-  SLUICE_AUTH_API_KEYS: z.string().min(2).optional(),
+  SLUICE_AUTH_API_KEYS: z
+    .string()
+    .min(2)
+    .transform(parseJson('expected an array of { id, sha256, tenant, scopes }'))
+    .pipe(z.array(apiKeyEntrySchema).refine((keys) => new Set(keys.map((k) => k.id)).size === keys.length, 'duplicate id'))
+    .optional(),
   /** How long a revocation read from storage is trusted, in ms: a bump reaches every instance within it. */
   SLUICE_AUTH_REVOCATION_CACHE_MS: int(0, 10 * 60_000).default(10_000),
   /** HMAC key for signed download links (at least 32 bytes). Unset: a random per-process key (links die on restart). */
@@ -216,7 +232,7 @@ const envSchema = z.object({
    * finish of that upload: read-back and commit) before it is answered 423 UPLOAD_LOCKED.
    */
   SLUICE_TUS_LOCK_TIMEOUT_MS: int(100).default(20_000),
-  // --- operations (issue 6): shutdown, metrics, reaper, load shedding, cluster; docs/operations.md ---
+  // --- operations: shutdown, metrics, reaper, load shedding, cluster (docs/operations.md) ---
   /** Time in-flight requests get to finish after SIGTERM/SIGINT before uploads are aborted. */
   SLUICE_SHUTDOWN_GRACE_MS: int(0).default(30_000),
   /** After SIGTERM, keep listening (with /ready 503) this long so a load balancer notices, then stop accepting. */
@@ -258,131 +274,260 @@ const envSchema = z.object({
   // --- end operations ---
 });
 
-export type Env = Record<string, string | undefined>;
+const PRESET_RE = new RegExp(`^([a-z][a-z0-9-]{0,31}):(\\d{1,5}):(${PRESET_FORMATS.join('|')})$`);
+const DEFAULT_RULE_RE = /^([a-z*]+\/[a-z0-9.+*-]+)=([a-z0-9+-]*)$/;
 
-export interface S3Config {
-  endpoint: string | undefined;
-  region: string;
-  bucket: string;
-  accessKeyId: string | undefined;
-  secretAccessKey: string | undefined;
-  forcePathStyle: boolean;
-  checksum: 'when_supported' | 'when_required';
-  partSize: number;
-  queueSize: number;
-  uploader: 'parts' | 'lib-storage';
+function parsePresets(raw: string, ctx: z.RefinementCtx): ImagePreset[] {
+  const out: ImagePreset[] = [];
+  for (const s of raw.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = PRESET_RE.exec(s);
+    if (!m || Number(m[2]) < 1) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(s)} is not name:px:format (format ${PRESET_FORMATS.join(', ')})` });
+      return z.NEVER;
+    }
+    out.push({ name: m[1]!, size: Number(m[2]), format: m[3] as ImageFormat });
+  }
+  return out;
 }
 
-export interface Config {
-  port: number;
-  host: string;
-  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
-  keyPrefix: string;
-  storage: { kind: 'fs'; dataDir: string } | { kind: 's3'; s3: S3Config };
-  /** Part size and queue size also bound the fs backend's write buffering. */
-  partSize: number;
-  queueSize: number;
-  limits: {
-    fileBytes: number;
-    requestBytes: number;
-    files: number;
-    fields: number;
-    fieldBytes: number;
-    parts: number;
-    partHeaderPairs: number;
-    headerBytes: number;
+/** Ordered rules: the first whose type pattern matches gives the default jobs. */
+function parseDefaultRules(raw: string, ctx: z.RefinementCtx): { type: string; jobs: string[] }[] {
+  const out: { type: string; jobs: string[] }[] = [];
+  for (const s of raw.split(';').map((x) => x.trim()).filter(Boolean)) {
+    const m = DEFAULT_RULE_RE.exec(s);
+    if (!m) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(s)} is not type=job+job` });
+      return z.NEVER;
+    }
+    out.push({ type: m[1]!, jobs: m[2]!.split('+').filter(Boolean) });
+  }
+  return out;
+}
+
+function parseJson(expected: string) {
+  return (raw: string, ctx: z.RefinementCtx): unknown => {
+    try {
+      return JSON.parse(raw);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `not JSON (${expected})` });
+      return z.NEVER;
+    }
   };
-  allowedTypes: readonly string[];
-  requireContentLength: boolean;
-  timeouts: { uploadIdleMs: number; headersMs: number; socketMs: number; uploadQueueMs: number };
-  uploadBufferBytes: number;
-  /** Uploads read at once; 0: no cap. */
-  maxActiveUploads: number;
-  /** Authentication, links, abuse limits, hardening (issue 5, docs/security.md). */
-  security: SecurityConfig;
-  /** Resumable uploads (tus): expiry of unfinished uploads and the sweep timer. */
-  tus: { expiryMs: number; sweepIntervalMs: number; lock: 'bucket' | 'process'; lockTimeoutMs: number };
-  /** Operations (issue 6); see docs/operations.md. */
-  ops: OpsConfig;
-  /** Processing jobs (issue 3; docs/jobs.md). */
-  jobs: JobsConfig;
 }
 
-export interface ImagePreset {
-  name: string;
-  size: number;
-  format: 'webp' | 'avif' | 'jpeg' | 'png';
+type Env = Record<string, string | undefined>;
+type ParsedEnv = z.output<typeof envSchema>;
+export type { Env };
+
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost' || host === '::1' || host === '[::1]') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
 }
 
-export interface JobsConfig {
-  poolSize: number;
-  queueMax: number;
-  timeoutMs: number;
-  maxAttempts: number;
-  rescanMs: number;
-  /** Ordered rules: the first whose type pattern matches gives the default jobs. */
-  defaults: readonly { type: string; jobs: readonly string[] }[];
-  presets: readonly ImagePreset[];
-  image: { maxPixels: number; maxInputBytes: number; failOn: 'none' | 'truncated' | 'error' | 'warning'; sharpConcurrency: number };
-  uvThreadpoolSize: number;
-  webhook: { url: string; secret: string; maxAttempts: number; backoffMs: number; timeoutMs: number } | undefined;
+const storageKind = (e: ParsedEnv): 'fs' | 's3' => e.SLUICE_STORAGE ?? (e.SLUICE_S3_BUCKET ? 's3' : 'fs');
+const jwtConfigured = (e: ParsedEnv): boolean => e.SLUICE_AUTH_JWT_SECRET !== undefined || e.SLUICE_AUTH_JWKS_URL !== undefined;
+const authConfigured = (e: ParsedEnv): boolean => jwtConfigured(e) || (e.SLUICE_AUTH_API_KEYS?.length ?? 0) > 0;
+
+/** Rules between variables; each refusal names the variable to change. Issues marked `relation` do not echo a value. */
+function checkRelations(e: ParsedEnv, ctx: z.RefinementCtx): void {
+  const refuse = (name: string, message: string) => ctx.addIssue({ code: 'custom', path: [name], message, params: { relation: true } });
+  const kind = storageKind(e);
+  if (kind === 's3' && !e.SLUICE_S3_BUCKET) refuse('SLUICE_S3_BUCKET', 'required when SLUICE_STORAGE=s3');
+  if (kind === 'fs' && e.SLUICE_TUS_LOCK === 'bucket') refuse('SLUICE_TUS_LOCK', 'bucket needs the S3 backend');
+  if ((e.SLUICE_S3_ACCESS_KEY_ID === undefined) !== (e.SLUICE_S3_SECRET_ACCESS_KEY === undefined)) {
+    refuse('SLUICE_S3_SECRET_ACCESS_KEY', 'set both SLUICE_S3_ACCESS_KEY_ID and SLUICE_S3_SECRET_ACCESS_KEY, or neither');
+  }
+  if (kind === 's3') {
+    const profile = S3_PROVIDER_PROFILES[e.SLUICE_S3_PROVIDER];
+    const maxParts = e.SLUICE_S3_MAX_PARTS ?? profile.maxParts;
+    if (!fitsParts(e.SLUICE_MAX_FILE_BYTES, { maxParts, maxPartSize: profile.maxPartSize, equalParts: profile.equalParts })) {
+      refuse('SLUICE_MAX_FILE_BYTES', `more than ${maxParts} parts of at most ${profile.maxPartSize} bytes hold (SLUICE_S3_MAX_PARTS, SLUICE_S3_PROVIDER)`);
+    }
+    if (e.SLUICE_S3_PART_SIZE < profile.minPartSize) refuse('SLUICE_S3_PART_SIZE', `${e.SLUICE_S3_PROVIDER} needs parts of at least ${profile.minPartSize} bytes`);
+  }
+
+  const known = new Set<string>([...CONVERT_JOBS, ...COMPRESS_JOBS]);
+  for (const p of e.SLUICE_IMAGE_PRESETS) {
+    if (known.has(p.name)) refuse('SLUICE_IMAGE_PRESETS', `${p.name} is a built-in job name or a duplicate`);
+    known.add(p.name);
+  }
+  for (const rule of e.SLUICE_JOBS_DEFAULTS) {
+    const unknown = rule.jobs.find((j) => !known.has(j));
+    if (unknown) refuse('SLUICE_JOBS_DEFAULTS', `unknown job ${JSON.stringify(unknown)} (known: ${[...known].join(', ')})`);
+  }
+  if (e.SLUICE_WEBHOOK_URL && !e.SLUICE_WEBHOOK_SECRET) refuse('SLUICE_WEBHOOK_SECRET', 'required with SLUICE_WEBHOOK_URL');
+
+  if (jwtConfigured(e) && (!e.SLUICE_AUTH_ISSUER || !e.SLUICE_AUTH_AUDIENCE)) {
+    refuse('SLUICE_AUTH_ISSUER/SLUICE_AUTH_AUDIENCE', 'both are required when JWTs are configured');
+  }
+  if (!authConfigured(e) && !isLoopbackHost(e.HOST)) {
+    refuse(
+      'HOST',
+      `refusing to listen on ${e.HOST} without authentication; set SLUICE_AUTH_JWT_SECRET, SLUICE_AUTH_JWKS_URL or SLUICE_AUTH_API_KEYS, or HOST=127.0.0.1 for local use`,
+    );
+  }
+  if (e.SLUICE_LINK_DEFAULT_TTL_S > e.SLUICE_LINK_MAX_TTL_S) refuse('SLUICE_LINK_DEFAULT_TTL_S', 'longer than SLUICE_LINK_MAX_TTL_S');
 }
 
-export interface OpsConfig {
-  shutdown: { graceMs: number; drainDelayMs: number; abortMs: number };
-  metrics: boolean;
-  reaper: { intervalMs: number; maxAgeMs: number };
-  /** 0 disables each threshold. */
-  shed: { eventLoopDelayMs: number; heapBytes: number; rssBytes: number; uploadWaiters: number };
-  workers: number;
-  workerMaxRestarts: number;
-  uvThreadpoolSize: number;
-  docs: boolean;
-  listenBacklog: number;
-}
-
-// --- security (issue 5) ---
-export const SCOPES = ['files:read', 'files:write', 'files:delete', 'admin'] as const;
-export type Scope = (typeof SCOPES)[number];
-
-const apiKeySchema = z.object({
-  /** Names the key in logs and revocations (subject `apikey:<id>`). */
-  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
-  /** sha256 of the whole key, lowercase hex: the key itself is never stored. */
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  tenant: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/),
-  scopes: z.array(z.enum(SCOPES)).min(1),
-  /** Acts as the key's issue time for revocation: a revocation after it refuses the key. */
-  createdAt: z.iso.datetime().optional(),
-});
-export type ApiKeyEntry = z.infer<typeof apiKeySchema>;
-
-export interface SecurityConfig {
-  /** False when no JWT secret, JWKS or API key is configured: open, loopback only. */
-  authEnabled: boolean;
-  jwt: {
-    secret: string | undefined;
-    jwksUrl: string | undefined;
-    algorithms: readonly string[];
-    issuer: string | undefined;
-    audience: string | undefined;
-    clockSkewS: number;
-    tenantClaim: string;
-    jwksCacheMs: number;
-    jwksCooldownMs: number;
+function securityConfig(e: ParsedEnv) {
+  return {
+    /** False when no JWT secret, JWKS or API key is configured: open, loopback only. */
+    authEnabled: authConfigured(e),
+    jwt: {
+      secret: e.SLUICE_AUTH_JWT_SECRET,
+      jwksUrl: e.SLUICE_AUTH_JWKS_URL,
+      algorithms: e.SLUICE_AUTH_JWT_ALGORITHMS as readonly string[],
+      issuer: e.SLUICE_AUTH_ISSUER,
+      audience: e.SLUICE_AUTH_AUDIENCE,
+      clockSkewS: e.SLUICE_AUTH_CLOCK_SKEW_S,
+      tenantClaim: e.SLUICE_AUTH_TENANT_CLAIM,
+      jwksCacheMs: e.SLUICE_AUTH_JWKS_CACHE_MS,
+      jwksCooldownMs: e.SLUICE_AUTH_JWKS_COOLDOWN_MS,
+    },
+    apiKeys: (e.SLUICE_AUTH_API_KEYS ?? []) as readonly ApiKeyEntry[],
+    revocationCacheMs: e.SLUICE_AUTH_REVOCATION_CACHE_MS,
+    links: {
+      secret: e.SLUICE_LINK_SECRET ?? randomBytes(32).toString('base64url'),
+      ephemeralSecret: e.SLUICE_LINK_SECRET === undefined,
+      defaultTtlS: e.SLUICE_LINK_DEFAULT_TTL_S,
+      maxTtlS: e.SLUICE_LINK_MAX_TTL_S,
+      publicUrl: e.SLUICE_PUBLIC_URL?.replace(/\/+$/, ''),
+    },
+    rateLimit: { perIp: e.SLUICE_RATE_LIMIT_PER_IP, perSubject: e.SLUICE_RATE_LIMIT_PER_SUBJECT, windowMs: e.SLUICE_RATE_LIMIT_WINDOW_MS },
+    tenantMaxConcurrentUploads: e.SLUICE_TENANT_MAX_CONCURRENT_UPLOADS,
+    /** 0: no quota. */
+    tenantQuotaBytes: e.SLUICE_TENANT_QUOTA_BYTES,
+    tenantQuotaCacheMs: e.SLUICE_TENANT_QUOTA_CACHE_MS,
+    maxConnections: e.SLUICE_MAX_CONNECTIONS,
+    corsOrigins: (e.SLUICE_CORS_ORIGINS ?? []) as readonly string[],
+    trustProxy: (e.SLUICE_TRUST_PROXY ?? []) as readonly string[],
   };
-  apiKeys: readonly ApiKeyEntry[];
-  revocationCacheMs: number;
-  links: { secret: string; ephemeralSecret: boolean; defaultTtlS: number; maxTtlS: number; publicUrl: string | undefined };
-  rateLimit: { perIp: number; perSubject: number; windowMs: number };
-  tenantMaxConcurrentUploads: number;
-  /** 0: no quota. */
-  tenantQuotaBytes: number;
-  tenantQuotaCacheMs: number;
-  maxConnections: number;
-  corsOrigins: readonly string[];
-  trustProxy: readonly string[];
 }
+
+function jobsConfig(e: ParsedEnv) {
+  return {
+    poolSize: e.SLUICE_JOBS_POOL_SIZE ?? Math.max(1, availableParallelism() - 1),
+    queueMax: e.SLUICE_JOBS_QUEUE_MAX,
+    timeoutMs: e.SLUICE_JOBS_TIMEOUT_MS,
+    maxAttempts: e.SLUICE_JOBS_MAX_ATTEMPTS,
+    rescanMs: e.SLUICE_JOBS_RESCAN_MS,
+    /** Ordered rules: the first whose type pattern matches gives the default jobs. */
+    defaults: e.SLUICE_JOBS_DEFAULTS as readonly { type: string; jobs: readonly string[] }[],
+    presets: e.SLUICE_IMAGE_PRESETS as readonly ImagePreset[],
+    image: { maxPixels: e.SLUICE_IMAGE_MAX_PIXELS, maxInputBytes: e.SLUICE_IMAGE_MAX_INPUT_BYTES, failOn: e.SLUICE_IMAGE_FAIL_ON, sharpConcurrency: e.SLUICE_SHARP_CONCURRENCY },
+    uvThreadpoolSize: e.UV_THREADPOOL_SIZE,
+    webhook:
+      e.SLUICE_WEBHOOK_URL && e.SLUICE_WEBHOOK_SECRET
+        ? {
+            url: e.SLUICE_WEBHOOK_URL,
+            secret: e.SLUICE_WEBHOOK_SECRET,
+            maxAttempts: e.SLUICE_WEBHOOK_MAX_ATTEMPTS,
+            backoffMs: e.SLUICE_WEBHOOK_BACKOFF_MS,
+            timeoutMs: e.SLUICE_WEBHOOK_TIMEOUT_MS,
+          }
+        : undefined,
+  };
+}
+
+function s3Config(e: ParsedEnv) {
+  const profile = S3_PROVIDER_PROFILES[e.SLUICE_S3_PROVIDER];
+  return {
+    /** Unset means AWS. */
+    endpoint: e.SLUICE_S3_ENDPOINT,
+    region: e.SLUICE_S3_REGION,
+    bucket: e.SLUICE_S3_BUCKET ?? '',
+    accessKeyId: e.SLUICE_S3_ACCESS_KEY_ID,
+    secretAccessKey: e.SLUICE_S3_SECRET_ACCESS_KEY,
+    forcePathStyle: e.SLUICE_S3_FORCE_PATH_STYLE ?? profile.forcePathStyle,
+    checksum: e.SLUICE_S3_CHECKSUM ?? profile.checksum,
+    partSize: e.SLUICE_S3_PART_SIZE,
+    queueSize: e.SLUICE_S3_QUEUE_SIZE,
+    uploader: e.SLUICE_S3_UPLOADER,
+    provider: e.SLUICE_S3_PROVIDER,
+    /** The provider's part rules (s3-parts.ts plans part sizes within them). */
+    maxParts: e.SLUICE_S3_MAX_PARTS ?? profile.maxParts,
+    minPartSize: profile.minPartSize,
+    maxPartSize: profile.maxPartSize,
+    equalParts: profile.equalParts,
+    /** The largest object sluice puts (SLUICE_MAX_FILE_BYTES): part sizes are planned so it fits. */
+    maxObjectBytes: e.SLUICE_MAX_FILE_BYTES,
+  };
+}
+
+function toConfig(e: ParsedEnv) {
+  const kind = storageKind(e);
+  const storage: { kind: 'fs'; dataDir: string } | { kind: 's3'; s3: ReturnType<typeof s3Config> } =
+    kind === 's3' ? { kind: 's3', s3: s3Config(e) } : { kind: 'fs', dataDir: e.SLUICE_DATA_DIR };
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    keyPrefix: e.SLUICE_KEY_PREFIX,
+    storage,
+    /** Part size and queue size also bound the fs backend's write buffering. */
+    partSize: e.SLUICE_S3_PART_SIZE,
+    queueSize: e.SLUICE_S3_QUEUE_SIZE,
+    limits: {
+      fileBytes: e.SLUICE_MAX_FILE_BYTES,
+      requestBytes: e.SLUICE_MAX_REQUEST_BYTES,
+      files: e.SLUICE_MAX_FILES,
+      fields: e.SLUICE_MAX_FIELDS,
+      fieldBytes: e.SLUICE_MAX_FIELD_BYTES,
+      parts: e.SLUICE_MAX_PARTS,
+      partHeaderPairs: e.SLUICE_MAX_PART_HEADER_PAIRS,
+      headerBytes: e.SLUICE_MAX_HEADER_BYTES,
+    },
+    allowedTypes: (e.SLUICE_ALLOWED_TYPES ?? DEFAULT_ALLOWED_TYPES) as readonly string[],
+    requireContentLength: e.SLUICE_REQUIRE_CONTENT_LENGTH,
+    timeouts: {
+      uploadIdleMs: e.SLUICE_UPLOAD_IDLE_TIMEOUT_MS,
+      headersMs: e.SLUICE_HEADERS_TIMEOUT_MS,
+      socketMs: e.SLUICE_SOCKET_TIMEOUT_MS,
+      uploadQueueMs: e.SLUICE_UPLOAD_QUEUE_TIMEOUT_MS,
+    },
+    uploadBufferBytes: e.SLUICE_UPLOAD_BUFFER_BYTES,
+    /** Uploads read at once; 0: no cap. */
+    maxActiveUploads: e.SLUICE_MAX_ACTIVE_UPLOADS,
+    /** Processing jobs (docs/jobs.md). */
+    jobs: jobsConfig(e),
+    /** Authentication, links, abuse limits, hardening (docs/security.md). */
+    security: securityConfig(e),
+    /** Resumable uploads (tus): expiry of unfinished uploads and the sweep timer. */
+    tus: {
+      expiryMs: e.SLUICE_TUS_EXPIRY_MS,
+      sweepIntervalMs: e.SLUICE_TUS_SWEEP_INTERVAL_MS,
+      lock: e.SLUICE_TUS_LOCK ?? (kind === 's3' ? 'bucket' : 'process'),
+      lockTimeoutMs: e.SLUICE_TUS_LOCK_TIMEOUT_MS,
+    },
+    /** Shutdown, metrics, reaper, shedding, cluster (docs/operations.md). */
+    ops: {
+      shutdown: { graceMs: e.SLUICE_SHUTDOWN_GRACE_MS, drainDelayMs: e.SLUICE_SHUTDOWN_DRAIN_DELAY_MS, abortMs: e.SLUICE_SHUTDOWN_ABORT_MS },
+      metrics: e.SLUICE_METRICS,
+      reaper: { intervalMs: e.SLUICE_REAPER_INTERVAL_MS, maxAgeMs: e.SLUICE_REAPER_MAX_AGE_MS },
+      /** 0 disables each threshold. */
+      shed: {
+        eventLoopDelayMs: e.SLUICE_SHED_EVENT_LOOP_DELAY_MS,
+        heapBytes: e.SLUICE_SHED_HEAP_BYTES,
+        rssBytes: e.SLUICE_SHED_RSS_BYTES,
+        uploadWaiters: e.SLUICE_SHED_UPLOAD_WAITERS,
+      },
+      workers: e.SLUICE_WORKERS,
+      workerMaxRestarts: e.SLUICE_WORKER_MAX_RESTARTS,
+      uvThreadpoolSize: e.UV_THREADPOOL_SIZE,
+      docs: e.SLUICE_DOCS,
+      listenBacklog: e.SLUICE_LISTEN_BACKLOG,
+    },
+  };
+}
+
+/** The environment → Config: field rules, then the rules between fields, then the shape the code uses. */
+const configSchema = envSchema.superRefine(checkRelations).transform(toConfig);
+
+export type Config = z.output<typeof configSchema>;
+export type S3Config = Extract<Config['storage'], { kind: 's3' }>['s3'];
+export type SecurityConfig = Config['security'];
+export type JobsConfig = Config['jobs'];
+export type OpsConfig = Config['ops'];
 
 /** `NAME` or the contents of the file named by `NAME_FILE` (trailing newline dropped); not both. */
 function withSecretFiles(env: Env, names: readonly string[]): Env {
@@ -402,222 +547,27 @@ function withSecretFiles(env: Env, names: readonly string[]): Env {
 
 const SECRET_VARS = ['SLUICE_AUTH_JWT_SECRET', 'SLUICE_AUTH_API_KEYS', 'SLUICE_LINK_SECRET', 'SLUICE_S3_SECRET_ACCESS_KEY'] as const;
 
-export function isLoopbackHost(host: string): boolean {
-  if (host === 'localhost' || host === '::1' || host === '[::1]') return true;
-  return isIP(host) === 4 && host.startsWith('127.');
-}
-
-function securityConfig(e: z.infer<typeof envSchema>): SecurityConfig {
-  let apiKeys: ApiKeyEntry[] = [];
-  if (e.SLUICE_AUTH_API_KEYS !== undefined) {
-    let json: unknown;
-    try {
-      json = JSON.parse(e.SLUICE_AUTH_API_KEYS);
-    } catch {
-      throw new ConfigError('invalid SLUICE_AUTH_API_KEYS: not JSON (expected an array of { id, sha256, tenant, scopes })');
-    }
-    const parsed = z.array(apiKeySchema).safeParse(json);
-    if (!parsed.success) {
-      const i = parsed.error.issues[0]!;
-      throw new ConfigError(`invalid SLUICE_AUTH_API_KEYS: ${i.path.join('.')}: ${i.message}`);
-    }
-    apiKeys = parsed.data;
-    const ids = new Set(apiKeys.map((k) => k.id));
-    if (ids.size !== apiKeys.length) throw new ConfigError('invalid SLUICE_AUTH_API_KEYS: duplicate id');
-  }
-  const jwtOn = e.SLUICE_AUTH_JWT_SECRET !== undefined || e.SLUICE_AUTH_JWKS_URL !== undefined;
-  if (jwtOn && (!e.SLUICE_AUTH_ISSUER || !e.SLUICE_AUTH_AUDIENCE)) {
-    throw new ConfigError('invalid SLUICE_AUTH_ISSUER/SLUICE_AUTH_AUDIENCE: both are required when JWTs are configured');
-  }
-  const authEnabled = jwtOn || apiKeys.length > 0;
-  if (!authEnabled && !isLoopbackHost(e.HOST)) {
-    throw new ConfigError(
-      `invalid HOST: refusing to listen on ${e.HOST} without authentication; set SLUICE_AUTH_JWT_SECRET, SLUICE_AUTH_JWKS_URL or SLUICE_AUTH_API_KEYS, or HOST=127.0.0.1 for local use`,
-    );
-  }
-  if (e.SLUICE_LINK_DEFAULT_TTL_S > e.SLUICE_LINK_MAX_TTL_S) {
-    throw new ConfigError('invalid SLUICE_LINK_DEFAULT_TTL_S: longer than SLUICE_LINK_MAX_TTL_S');
-  }
-  return {
-    authEnabled,
-    jwt: {
-      secret: e.SLUICE_AUTH_JWT_SECRET,
-      jwksUrl: e.SLUICE_AUTH_JWKS_URL,
-      algorithms: e.SLUICE_AUTH_JWT_ALGORITHMS,
-      issuer: e.SLUICE_AUTH_ISSUER,
-      audience: e.SLUICE_AUTH_AUDIENCE,
-      clockSkewS: e.SLUICE_AUTH_CLOCK_SKEW_S,
-      tenantClaim: e.SLUICE_AUTH_TENANT_CLAIM,
-      jwksCacheMs: e.SLUICE_AUTH_JWKS_CACHE_MS,
-      jwksCooldownMs: e.SLUICE_AUTH_JWKS_COOLDOWN_MS,
-    },
-    apiKeys,
-    revocationCacheMs: e.SLUICE_AUTH_REVOCATION_CACHE_MS,
-    links: {
-      secret: e.SLUICE_LINK_SECRET ?? randomBytes(32).toString('base64url'),
-      ephemeralSecret: e.SLUICE_LINK_SECRET === undefined,
-      defaultTtlS: e.SLUICE_LINK_DEFAULT_TTL_S,
-      maxTtlS: e.SLUICE_LINK_MAX_TTL_S,
-      publicUrl: e.SLUICE_PUBLIC_URL?.replace(/\/+$/, ''),
-    },
-    rateLimit: { perIp: e.SLUICE_RATE_LIMIT_PER_IP, perSubject: e.SLUICE_RATE_LIMIT_PER_SUBJECT, windowMs: e.SLUICE_RATE_LIMIT_WINDOW_MS },
-    tenantMaxConcurrentUploads: e.SLUICE_TENANT_MAX_CONCURRENT_UPLOADS,
-    tenantQuotaBytes: e.SLUICE_TENANT_QUOTA_BYTES,
-    tenantQuotaCacheMs: e.SLUICE_TENANT_QUOTA_CACHE_MS,
-    maxConnections: e.SLUICE_MAX_CONNECTIONS,
-    corsOrigins: e.SLUICE_CORS_ORIGINS ?? [],
-    trustProxy: e.SLUICE_TRUST_PROXY ?? [],
-  };
-}
-// --- end security ---
-
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
 /** Parse the environment. Throws ConfigError with one line per bad variable. */
 export function loadConfig(rawEnv: Env = process.env): Readonly<Config> {
-  const env = withSecretFiles(rawEnv, SECRET_VARS); // security (issue 5): *_FILE secrets
-  const parsed = envSchema.safeParse(env);
+  // Secrets may come from files (`<NAME>_FILE`), so they stay out of the process environment.
+  const env = withSecretFiles(rawEnv, SECRET_VARS);
+  const parsed = configSchema.safeParse(env);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => {
-      const name = String(i.path[0]);
+      const [name, ...inner] = i.path.map(String);
+      const where = inner.length > 0 ? `${name}: ${inner.join('.')}` : String(name);
+      if (i.code === 'custom' && (i.params as { relation?: boolean } | undefined)?.relation) return `invalid ${where}: ${i.message}`;
       // Never echo a secret back (logs, terminals).
-      const got = (SECRET_VARS as readonly string[]).includes(name) ? '[redacted]' : JSON.stringify(env[name]);
-      return `invalid ${i.path.join('.')}: ${i.message} (got ${got})`;
+      const got = (SECRET_VARS as readonly string[]).includes(String(name)) ? '[redacted]' : JSON.stringify(env[String(name)]);
+      return `invalid ${where}: ${i.message} (got ${got})`;
     });
     throw new ConfigError(lines.join('\n'));
   }
-  const e = parsed.data;
-  const kind = e.SLUICE_STORAGE ?? (e.SLUICE_S3_BUCKET ? 's3' : 'fs');
-  if (kind === 's3' && !e.SLUICE_S3_BUCKET) throw new ConfigError('invalid SLUICE_S3_BUCKET: required when SLUICE_STORAGE=s3');
-  if (kind === 'fs' && e.SLUICE_TUS_LOCK === 'bucket') throw new ConfigError('invalid SLUICE_TUS_LOCK: bucket needs the S3 backend');
-  if ((e.SLUICE_S3_ACCESS_KEY_ID === undefined) !== (e.SLUICE_S3_SECRET_ACCESS_KEY === undefined)) {
-    throw new ConfigError('invalid SLUICE_S3_SECRET_ACCESS_KEY: set both SLUICE_S3_ACCESS_KEY_ID and SLUICE_S3_SECRET_ACCESS_KEY, or neither');
-  }
-  const config: Config = {
-    port: e.PORT,
-    host: e.HOST,
-    logLevel: e.LOG_LEVEL,
-    keyPrefix: e.SLUICE_KEY_PREFIX,
-    storage:
-      kind === 's3'
-        ? {
-            kind: 's3',
-            s3: {
-              endpoint: e.SLUICE_S3_ENDPOINT,
-              region: e.SLUICE_S3_REGION,
-              bucket: e.SLUICE_S3_BUCKET as string,
-              accessKeyId: e.SLUICE_S3_ACCESS_KEY_ID,
-              secretAccessKey: e.SLUICE_S3_SECRET_ACCESS_KEY,
-              forcePathStyle: e.SLUICE_S3_FORCE_PATH_STYLE,
-              checksum: e.SLUICE_S3_CHECKSUM,
-              partSize: e.SLUICE_S3_PART_SIZE,
-              queueSize: e.SLUICE_S3_QUEUE_SIZE,
-              uploader: e.SLUICE_S3_UPLOADER,
-            },
-          }
-        : { kind: 'fs', dataDir: e.SLUICE_DATA_DIR },
-    partSize: e.SLUICE_S3_PART_SIZE,
-    queueSize: e.SLUICE_S3_QUEUE_SIZE,
-    limits: {
-      fileBytes: e.SLUICE_MAX_FILE_BYTES,
-      requestBytes: e.SLUICE_MAX_REQUEST_BYTES,
-      files: e.SLUICE_MAX_FILES,
-      fields: e.SLUICE_MAX_FIELDS,
-      fieldBytes: e.SLUICE_MAX_FIELD_BYTES,
-      parts: e.SLUICE_MAX_PARTS,
-      partHeaderPairs: e.SLUICE_MAX_PART_HEADER_PAIRS,
-      headerBytes: e.SLUICE_MAX_HEADER_BYTES,
-    },
-    allowedTypes: e.SLUICE_ALLOWED_TYPES ?? DEFAULT_ALLOWED_TYPES,
-    requireContentLength: e.SLUICE_REQUIRE_CONTENT_LENGTH,
-    timeouts: {
-      uploadIdleMs: e.SLUICE_UPLOAD_IDLE_TIMEOUT_MS,
-      headersMs: e.SLUICE_HEADERS_TIMEOUT_MS,
-      socketMs: e.SLUICE_SOCKET_TIMEOUT_MS,
-      uploadQueueMs: e.SLUICE_UPLOAD_QUEUE_TIMEOUT_MS,
-    },
-    uploadBufferBytes: e.SLUICE_UPLOAD_BUFFER_BYTES,
-    maxActiveUploads: e.SLUICE_MAX_ACTIVE_UPLOADS,
-    jobs: jobsConfig(e),
-    security: securityConfig(e),
-    tus: {
-      expiryMs: e.SLUICE_TUS_EXPIRY_MS,
-      sweepIntervalMs: e.SLUICE_TUS_SWEEP_INTERVAL_MS,
-      lock: e.SLUICE_TUS_LOCK ?? (kind === 's3' ? 'bucket' : 'process'),
-      lockTimeoutMs: e.SLUICE_TUS_LOCK_TIMEOUT_MS,
-    },
-    ops: {
-      shutdown: { graceMs: e.SLUICE_SHUTDOWN_GRACE_MS, drainDelayMs: e.SLUICE_SHUTDOWN_DRAIN_DELAY_MS, abortMs: e.SLUICE_SHUTDOWN_ABORT_MS },
-      metrics: e.SLUICE_METRICS,
-      reaper: { intervalMs: e.SLUICE_REAPER_INTERVAL_MS, maxAgeMs: e.SLUICE_REAPER_MAX_AGE_MS },
-      shed: {
-        eventLoopDelayMs: e.SLUICE_SHED_EVENT_LOOP_DELAY_MS,
-        heapBytes: e.SLUICE_SHED_HEAP_BYTES,
-        rssBytes: e.SLUICE_SHED_RSS_BYTES,
-        uploadWaiters: e.SLUICE_SHED_UPLOAD_WAITERS,
-      },
-      workers: e.SLUICE_WORKERS,
-      workerMaxRestarts: e.SLUICE_WORKER_MAX_RESTARTS,
-      uvThreadpoolSize: e.UV_THREADPOOL_SIZE,
-      docs: e.SLUICE_DOCS,
-      listenBacklog: e.SLUICE_LISTEN_BACKLOG,
-    },
-  };
-  return deepFreeze(config);
-}
-
-// --- processing jobs (issue 3) ---
-/** Full-size conversions (auto-rotated, metadata stripped). */
-export const CONVERT_JOBS = ['webp', 'avif', 'jpeg'] as const;
-/** Compressed copies of the original, streamed storage to storage. */
-export const COMPRESS_JOBS = ['gzip', 'brotli', 'zstd'] as const;
-const PRESET_RE = /^([a-z][a-z0-9-]{0,31}):(\d{1,5}):(webp|avif|jpeg|png)$/;
-const DEFAULT_RULE_RE = /^([a-z*]+\/[a-z0-9.+*-]+)=([a-z0-9+-]*)$/;
-
-function jobsConfig(e: z.infer<typeof envSchema>): JobsConfig {
-  const presets = e.SLUICE_IMAGE_PRESETS.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
-    const m = PRESET_RE.exec(s);
-    if (!m || Number(m[2]) < 1) throw new ConfigError(`invalid SLUICE_IMAGE_PRESETS: ${JSON.stringify(s)} is not name:px:format (format webp, avif, jpeg or png)`);
-    return { name: m[1]!, size: Number(m[2]), format: m[3] as ImagePreset['format'] };
-  });
-  const defaults = e.SLUICE_JOBS_DEFAULTS.split(';').map((s) => s.trim()).filter(Boolean).map((s) => {
-    const m = DEFAULT_RULE_RE.exec(s);
-    if (!m) throw new ConfigError(`invalid SLUICE_JOBS_DEFAULTS: ${JSON.stringify(s)} is not type=job+job`);
-    return { type: m[1]!, jobs: m[2]!.split('+').filter(Boolean) };
-  });
-  const known = new Set<string>([...CONVERT_JOBS, ...COMPRESS_JOBS]);
-  for (const p of presets) {
-    if (known.has(p.name)) throw new ConfigError(`invalid SLUICE_IMAGE_PRESETS: ${p.name} is a built-in job name or a duplicate`);
-    known.add(p.name);
-  }
-  for (const rule of defaults) {
-    const unknown = rule.jobs.find((j) => !known.has(j));
-    if (unknown) throw new ConfigError(`invalid SLUICE_JOBS_DEFAULTS: unknown job ${JSON.stringify(unknown)} (known: ${[...known].join(', ')})`);
-  }
-  if (e.SLUICE_WEBHOOK_URL && !e.SLUICE_WEBHOOK_SECRET) throw new ConfigError('invalid SLUICE_WEBHOOK_SECRET: required with SLUICE_WEBHOOK_URL');
-  return {
-    poolSize: e.SLUICE_JOBS_POOL_SIZE ?? Math.max(1, availableParallelism() - 1),
-    queueMax: e.SLUICE_JOBS_QUEUE_MAX,
-    timeoutMs: e.SLUICE_JOBS_TIMEOUT_MS,
-    maxAttempts: e.SLUICE_JOBS_MAX_ATTEMPTS,
-    rescanMs: e.SLUICE_JOBS_RESCAN_MS,
-    defaults,
-    presets,
-    image: { maxPixels: e.SLUICE_IMAGE_MAX_PIXELS, maxInputBytes: e.SLUICE_IMAGE_MAX_INPUT_BYTES, failOn: e.SLUICE_IMAGE_FAIL_ON, sharpConcurrency: e.SLUICE_SHARP_CONCURRENCY },
-    uvThreadpoolSize: e.UV_THREADPOOL_SIZE,
-    webhook:
-      e.SLUICE_WEBHOOK_URL && e.SLUICE_WEBHOOK_SECRET
-        ? {
-            url: e.SLUICE_WEBHOOK_URL,
-            secret: e.SLUICE_WEBHOOK_SECRET,
-            maxAttempts: e.SLUICE_WEBHOOK_MAX_ATTEMPTS,
-            backoffMs: e.SLUICE_WEBHOOK_BACKOFF_MS,
-            timeoutMs: e.SLUICE_WEBHOOK_TIMEOUT_MS,
-          }
-        : undefined,
-  };
+  return deepFreeze(parsed.data);
 }
 
 function deepFreeze<T>(o: T): Readonly<T> {

@@ -47,14 +47,14 @@ export const errorCatalogue = {
   STORAGE_UNAVAILABLE: { status: 503, message: 'Storage is unavailable; retry later' },
   BUSY: { status: 503, message: 'The service is at capacity; retry later' },
   SHUTTING_DOWN: { status: 503, message: 'The service is shutting down; retry on another instance' },
-  // --- processing jobs (issue 3): UNKNOWN_JOB and VARIANT_NOT_FOUND are answers;
+  // --- processing jobs: UNKNOWN_JOB and VARIANT_NOT_FOUND are answers;
   // the others are recorded in manifests as a failed job's reason, never answered.
   UNKNOWN_JOB: { status: 400, message: 'The process parameter names an unknown job' },
   VARIANT_NOT_FOUND: { status: 404, message: 'No such variant of this file (yet)' },
   IMAGE_INVALID: { status: 422, message: 'The image is corrupt, truncated or in an unsupported format' },
   IMAGE_TOO_LARGE: { status: 422, message: 'The image exceeds the decoded pixel limit' },
   JOB_TIMEOUT: { status: 503, message: 'The job exceeded its time limit' },
-  // --- security (issue 5): docs/security.md ---
+  // --- security: docs/security.md ---
   AUTH_REQUIRED: { status: 401, message: 'Authentication is required' },
   INVALID_CREDENTIALS: { status: 401, message: 'The token or API key is not valid' },
   TOKEN_REVOKED: { status: 401, message: 'The token or API key has been revoked' },

@@ -14,7 +14,7 @@ export const REDACT_PATHS = [
   '*.signature',
 ];
 
-// security (issue 5): signed-link signatures travel in the query string; keep them out of logged URLs.
+// Signed-link signatures travel in the query string; keep them out of logged URLs.
 const SECRET_QUERY = /([?&](?:sig|signature|token|access_token|X-Amz-Signature|X-Amz-Credential)=)[^&#]*/gi;
 
 export function redactUrl(url: string): string {

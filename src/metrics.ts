@@ -6,7 +6,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** What a jobs service reports at scrape time (issue 3 plugs its stats() in here). */
+/** What a jobs service reports at scrape time (the job service plugs its stats() in here). */
 export interface JobStats {
   queueDepth: number;
   running: number;

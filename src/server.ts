@@ -56,7 +56,7 @@ if (cluster.isWorker) onPrimaryShutdown(() => stop('primary', false));
 
 const storage = createStorage(config);
 const base = defaultDeps(config, storage, log);
-// Processing jobs (issue 3): started before listening, so recovered work begins at once.
+// Processing jobs: started before listening, so recovered work begins at once.
 const jobs = new JobService({ config, storage, log: log.child({ component: 'jobs' }) });
 await jobs.start();
 const deps = {

@@ -51,7 +51,7 @@ export function describeOriginal(
   known: { sha256: string; size: number; type: FileType },
 ): StagedFile {
   const keys = fileKeys(config.keyPrefix, input.tenant, input.id);
-  // The same jobs a plain upload of this type gets (issue 3).
+  // The same jobs a plain upload of this type gets, so how a file arrived does not change what is made of it.
   const jobs = initialJobs(known.type, input.process, config);
   const { sha256, size, type } = known;
   const declared = input.declaredType?.trim();

@@ -39,7 +39,7 @@ export async function deleteFileObjects(storage: Storage, prefix: string, tenant
     if (!page.truncated || page.objects.length === 0) break;
     startAfter = page.objects.at(-1)!.key;
   }
-  await deleteMarker(storage, prefix, tenant, id); // job marker (issue 3): last, once nothing is left to process
+  await deleteMarker(storage, prefix, tenant, id); // job marker last: while it exists, a rescan still finds the file's leftovers
 }
 
 export interface FilePage {

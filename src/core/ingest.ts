@@ -26,7 +26,7 @@ export interface IngestDeps {
   config: Readonly<Config>;
   storage: Storage;
   log: CoreLog;
-  /** Receives committed files for processing (issue 3); absent: jobs wait for the next rescan. */
+  /** Receives committed files for processing; absent: jobs wait for the next rescan. */
   jobs?: JobQueue | undefined;
 }
 
@@ -42,6 +42,8 @@ export interface IngestInput {
   signal: AbortSignal;
   /** Jobs asked for (already validated by parseProcess); undefined: the per-type defaults. */
   process?: readonly string[] | undefined;
+  /** The body's length when the request declared it (Content-Length); storage sizes its parts from it. */
+  declaredSize?: number | undefined;
 }
 
 /** A stored original, not yet visible: `commitFiles` makes it so. */
@@ -71,6 +73,7 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
           contentType: sniff.type().mime,
           metadata: { 'sluice-id': id, 'sluice-tenant': input.tenant },
           signal: input.signal,
+          sizeHint: input.declaredSize,
         });
         stored = true;
       },

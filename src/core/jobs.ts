@@ -6,7 +6,8 @@
 // only this prefix, never the whole bucket.
 
 import { z } from 'zod';
-import { COMPRESS_JOBS, CONVERT_JOBS, type Config, type ImagePreset } from '../config.ts';
+import type { Config } from '../config.ts';
+import { COMPRESS_JOBS, CONVERT_JOBS, type CompressAlgorithm, type ImageFormat } from './job-names.ts';
 import { SluiceError } from '../errors.ts';
 import { bytesOf, type Storage } from '../storage/storage.ts';
 import type { FileType } from './file-types.ts';
@@ -14,8 +15,7 @@ import { isAllowed } from './file-types.ts';
 import { systemPrefix, tenantPrefix } from './keys.ts';
 import type { JobRecord, Manifest } from './manifest.ts';
 
-export type CompressAlgorithm = (typeof COMPRESS_JOBS)[number];
-export type ImageFormat = ImagePreset['format'];
+export type { CompressAlgorithm, ImageFormat } from './job-names.ts';
 
 export type JobSpec =
   | { kind: 'image'; name: string; format: ImageFormat; size: number | undefined }

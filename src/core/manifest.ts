@@ -13,7 +13,7 @@ export const fileTypeSchema = z.object({
   ext: z.string().describe('Canonical extension for that type'),
 });
 
-// --- processing jobs (issue 3; docs/jobs.md) ---
+// --- processing jobs (docs/jobs.md) ---
 export const JOB_NAME_RE = /^[a-z][a-z0-9-]{0,31}$/;
 
 export const variantSchema = z
@@ -77,7 +77,7 @@ export const manifestSchema = z
     original: z.object({
       key: z.string().describe('Storage key of the original bytes'),
     }),
-    jobs: z.record(z.string().regex(JOB_NAME_RE), jobSchema).optional().describe('Processing jobs by name (issue 3)'),
+    jobs: z.record(z.string().regex(JOB_NAME_RE), jobSchema).optional().describe('Processing jobs by name'),
     webhook: webhookSchema.optional(),
   })
   .describe('sluice file manifest');

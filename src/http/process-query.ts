@@ -1,4 +1,4 @@
-// The `?process=` query parameter of the upload routes (issue 3): which jobs
+// The `?process=` query parameter of the upload routes: which jobs
 // to run, validated before the body is read. Repeated parameters are joined.
 
 import type { FastifyRequest } from 'fastify';

@@ -1,4 +1,29 @@
-// Request decorations shared by plugins and routes.
+// What plugins and routes are given (AppDeps) and the request decorations they
+// share. Kept apart from app.ts so src/http/ never imports the composition root.
+
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import type { BufferBudget } from '../core/buffer-budget.ts';
+import type { JobService } from '../jobs/service.ts';
+import type { SluiceMetrics } from '../metrics.ts';
+import type { Storage } from '../storage/storage.ts';
+
+export interface AppDeps {
+  config: Readonly<Config>;
+  storage: Storage;
+  budget: BufferBudget;
+  log: Logger;
+  /** Aborts every in-flight upload (graceful shutdown past its grace period). */
+  shutdownSignal?: AbortSignal;
+  /** Processing jobs: committed files are handed to it; absent, they wait for the next start's rescan. */
+  jobs?: JobService;
+  /** Aborted when shutdown begins: /ready answers 503 and new uploads are refused. */
+  drainSignal?: AbortSignal;
+  /** Prometheus series; absent when SLUICE_METRICS=false. */
+  metrics?: SluiceMetrics;
+  /** In a cluster worker: the metrics of every worker, aggregated by the primary. */
+  clusterMetrics?: () => Promise<{ contentType: string; body: string }>;
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -14,5 +39,3 @@ declare module 'fastify' {
     shed?: boolean;
   }
 }
-
-export {};

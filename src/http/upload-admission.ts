@@ -7,7 +7,7 @@
 import { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError, type ErrorCode } from '../errors.ts';
-import type { AppDeps } from '../app.ts';
+import type { AppDeps } from './types.ts';
 
 export interface Admission {
   signal: AbortSignal;

@@ -8,13 +8,21 @@
 // both). The ordering lib-storage gets right is kept: on failure, every
 // in-flight part settles before AbortMultipartUpload, or parts are stranded.
 //
-// Memory bound per upload: partSize × (queueSize + 1) — one part filling while
-// up to queueSize upload. Buffers return to a small process-wide free list.
+// Part sizes come from a plan (s3-parts.ts) so that a file up to the size
+// limit fits the store's part count: every part is the configured size unless
+// the length or the limit asks for more.
+//
+// Memory bound per upload: plan.largest × (queueSize + 1) — one part filling
+// while up to queueSize upload. Parts of the configured size come from (and
+// return to) a small process-wide free list; a grown part's buffers are
+// allocated for that upload and reused by its later parts, at most
+// queueSize + 1 of them, and dropped when it ends.
 
 import {
   AbortMultipartUploadCommand, ChecksumAlgorithm, CompleteMultipartUploadCommand, CreateMultipartUploadCommand,
   PutObjectCommand, UploadPartCommand, type CompletedPart, type S3Client,
 } from '@aws-sdk/client-s3';
+import type { PartPlan } from './s3-parts.ts';
 
 export interface PartUploadParams {
   Bucket: string;
@@ -24,7 +32,7 @@ export interface PartUploadParams {
 }
 
 export interface PartUploadOptions {
-  partSize: number;
+  plan: PartPlan;
   queueSize: number;
   signal?: AbortSignal | undefined;
   /** Called when an abort after a failure itself fails (the reaper will sweep the upload). */
@@ -58,7 +66,7 @@ export async function uploadInParts(
   pool: PartBufferPool,
   opts: PartUploadOptions,
 ): Promise<{ size: number }> {
-  const { partSize, queueSize, signal } = opts;
+  const { plan, queueSize, signal } = opts;
   const checksums = (await client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
   let uploadId: string | undefined;
   let nextPart = 1;
@@ -66,8 +74,23 @@ export async function uploadInParts(
   const done: CompletedPart[] = [];
   const inflight = new Set<Promise<void>>();
   const held = new Set<Buffer>();
-  // Until a body outgrows one part, its chunks are only kept, not copied: a small file is sent
-  // as one exactly-sized PutObject body, and never takes (or allocates) a part-sized buffer.
+  // Buffers of a grown part size, kept for this upload's next parts of that size.
+  const spare: Buffer[] = [];
+  const take = (size: number): Buffer => {
+    const buf = size === pool.partSize ? pool.take() : (spare.pop() ?? Buffer.allocUnsafeSlow(size));
+    held.add(buf);
+    return buf;
+  };
+  const give = (buf: Buffer): void => {
+    held.delete(buf);
+    if (buf.length === pool.partSize) pool.give(buf);
+    else if (spare.length <= queueSize) spare.push(buf);
+  };
+  /** The part being filled (sent parts are numbered in sendPart). */
+  let filling = 1;
+  let capacity = plan.sizeOf(filling);
+  // Until a body outgrows its first part, its chunks are only kept, not copied: a small file
+  // is sent as one exactly-sized PutObject body and never takes (or allocates) a part buffer.
   // 2,000 concurrent 64 KiB uploads each took an 8 MiB buffer before (docs/performance.md).
   let small: Uint8Array[] | undefined = [];
   let buf: Buffer = Buffer.alloc(0);
@@ -101,8 +124,7 @@ export async function uploadInParts(
       })
       .finally(() => {
         inflight.delete(p);
-        held.delete(part);
-        pool.give(part);
+        give(part);
       });
     inflight.add(p);
     while (inflight.size >= queueSize) await Promise.race(inflight);
@@ -112,13 +134,12 @@ export async function uploadInParts(
   try {
     for await (const chunk of body) {
       if (small) {
-        if (size + chunk.byteLength <= partSize) {
+        if (size + chunk.byteLength <= capacity) {
           small.push(chunk);
           size += chunk.byteLength;
           continue;
         }
-        buf = pool.take();
-        held.add(buf);
+        buf = take(capacity);
         for (const c of small) {
           buf.set(c, filled);
           filled += c.byteLength;
@@ -129,13 +150,15 @@ export async function uploadInParts(
       while (off < chunk.byteLength) {
         // A full buffer is sent only once more data exists, so an object of
         // exactly one part size still goes up as a single PutObject.
-        if (filled === partSize) {
+        if (filled === capacity) {
+          if (filling === plan.maxParts) throw new Error(`the body needs more than the store's ${plan.maxParts} parts`);
           await sendPart(buf, filled);
-          buf = pool.take();
-          held.add(buf);
+          filling++;
+          capacity = plan.sizeOf(filling);
+          buf = take(capacity);
           filled = 0;
         }
-        const n = Math.min(chunk.byteLength - off, partSize - filled);
+        const n = Math.min(chunk.byteLength - off, capacity - filled);
         buf.set(chunk.subarray(off, off + n), filled);
         filled += n;
         off += n;
@@ -178,6 +201,6 @@ export async function uploadInParts(
     }
     throw err;
   } finally {
-    for (const b of held) pool.give(b);
+    for (const b of held) give(b);
   }
 }

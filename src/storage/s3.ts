@@ -6,8 +6,12 @@
 // SLUICE_S3_UPLOADER=lib-storage switches to lib-storage's Upload, kept for
 // comparison (bench/upload.ts measures both) and as a fallback.
 //
-// Memory per put: partSize × (queueSize + 1) with the part writer; about
-// partSize × (queueSize + 2) plus retained copies with lib-storage.
+// Part sizes follow the provider's rules (s3-parts.ts): a file up to the size
+// limit always fits the part count. Memory per put: largest part × (queueSize
+// + 1) with the part writer, where the largest part is the configured part size
+// unless the size limit needs more (s3-parts.ts bounds it); about
+// part size × (queueSize + 2) plus retained copies with lib-storage, which
+// cannot grow parts and so gets the fixed plan for the size limit.
 //
 // SDK errors are translated here into SluiceError codes; nothing above this
 // file knows about the SDK.
@@ -23,6 +27,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { BuildMiddleware, MetadataBearer } from '@smithy/types';
 import type { S3Config } from '../config.ts';
 import { PartBufferPool, uploadInParts } from './s3-upload.ts';
+import { planParts, type PartPlan, type PartRules } from './s3-parts.ts';
 import { SluiceError, isSluiceError } from '../errors.ts';
 import type {
   GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, RequestObserver, StaleUploadSweeper, Storage,
@@ -86,6 +91,10 @@ export class S3Storage implements Storage, StaleUploadSweeper, RequestObserver {
   readonly queueSize: number;
   readonly bufferedBytesPerPut: number;
   readonly uploader: S3Config['uploader'];
+  readonly rules: PartRules;
+  readonly maxObjectBytes: number;
+  /** The plan of a body of unknown length. */
+  readonly streamPlan: PartPlan;
   readonly #pool: PartBufferPool;
 
   constructor(cfg: S3Config, client: S3Client = makeS3Client(cfg)) {
@@ -94,7 +103,12 @@ export class S3Storage implements Storage, StaleUploadSweeper, RequestObserver {
     this.partSize = cfg.partSize;
     this.queueSize = cfg.queueSize;
     this.uploader = cfg.uploader;
-    this.bufferedBytesPerPut = cfg.partSize * (cfg.queueSize + (cfg.uploader === 'parts' ? 1 : 2));
+    // lib-storage cannot change the part size mid-upload: it gets the equal-parts plan.
+    this.rules = { maxParts: cfg.maxParts, maxPartSize: cfg.maxPartSize, equalParts: cfg.equalParts || cfg.uploader === 'lib-storage' };
+    this.maxObjectBytes = cfg.maxObjectBytes;
+    this.streamPlan = this.planFor(undefined);
+    // A declared length never plans a part larger than the unknown-length plan's largest (s3-parts.ts).
+    this.bufferedBytesPerPut = this.streamPlan.largest * (cfg.queueSize + (cfg.uploader === 'parts' ? 1 : 2));
     // Keep enough idle buffers for one upload's worth of reuse; the rest go back to the allocator.
     this.#pool = new PartBufferPool(cfg.partSize, cfg.queueSize + 1);
   }
@@ -110,6 +124,10 @@ export class S3Storage implements Storage, StaleUploadSweeper, RequestObserver {
       },
       { step: 'deserialize', name: 'sluiceRequestCounter', override: true },
     );
+  }
+
+  planFor(declaredSize: number | undefined): PartPlan {
+    return planParts({ partSize: this.partSize, rules: this.rules, maxFileBytes: this.maxObjectBytes, declaredSize });
   }
 
   async put(key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions): Promise<PutResult> {
@@ -129,9 +147,11 @@ export class S3Storage implements Storage, StaleUploadSweeper, RequestObserver {
     };
     const params = { Bucket: this.bucket, Key: key, ContentType: opts.contentType, Metadata: opts.metadata };
     try {
-      if (this.uploader === 'lib-storage') return await this.#putWithLibStorage(params, guarded(), opts.signal);
+      // A declared length larger than the limit is the caller's to refuse; plan for the stream then.
+      const plan = opts.sizeHint !== undefined && opts.sizeHint <= this.maxObjectBytes ? this.planFor(opts.sizeHint) : this.streamPlan;
+      if (this.uploader === 'lib-storage') return await this.#putWithLibStorage(params, guarded(), plan.largest, opts.signal);
       return await uploadInParts(this.client, params, guarded(), this.#pool, {
-        partSize: this.partSize,
+        plan,
         queueSize: this.queueSize,
         signal: opts.signal,
       });
@@ -145,6 +165,7 @@ export class S3Storage implements Storage, StaleUploadSweeper, RequestObserver {
   async #putWithLibStorage(
     params: { Bucket: string; Key: string; ContentType: string; Metadata: Record<string, string> | undefined },
     body: AsyncGenerator<Uint8Array>,
+    partSize: number,
     signal: AbortSignal | undefined,
   ): Promise<PutResult> {
     let size = 0;
@@ -162,7 +183,7 @@ export class S3Storage implements Storage, StaleUploadSweeper, RequestObserver {
       await new Upload({
         client: this.client,
         params: { ...params, Body: stream },
-        partSize: this.partSize,
+        partSize,
         queueSize: this.queueSize,
         leavePartsOnError: false,
       }).done();

@@ -17,6 +17,8 @@ export interface PutOptions {
   metadata?: Record<string, string>;
   /** Aborting rejects the put and leaves nothing behind (no object, no pending multipart upload). */
   signal?: AbortSignal;
+  /** The body's exact length when known up front (S3 sizes its parts from it). */
+  sizeHint?: number | undefined;
 }
 
 export interface PutResult {

@@ -64,8 +64,13 @@ export function createTusStore(config: Readonly<Config>, hooks: TusStoreHooks): 
   if (config.storage.kind === 's3') {
     const s3 = config.storage.s3;
     const checksum = s3.checksum === 'when_supported' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
+    // Equal parts (R2): a PATCH's tail shorter than a whole part is kept as the
+    // store's incomplete `.part` object instead of becoming a short part.
+    const wholePart = Math.max(s3.partSize, Math.ceil(s3.maxObjectBytes / s3.maxParts));
     const inner = new S3Store({
       partSize: s3.partSize,
+      maxMultipartParts: s3.maxParts,
+      minPartSize: s3.equalParts ? wholePart : s3.minPartSize,
       maxConcurrentPartUploads: S3_PARTS_IN_FLIGHT,
       expirationPeriodInMilliseconds,
       // Expiry is handled by our sweep (sweep.ts), not by bucket lifecycle rules on tags.
@@ -81,6 +86,9 @@ export function createTusStore(config: Readonly<Config>, hooks: TusStoreHooks): 
         responseChecksumValidation: checksum,
       },
     });
+    // A deferred length is planned for the largest upload sluice accepts, not S3's 5 TiB
+    // (which would make every part of such an upload 550 MB).
+    (inner as { maxUploadSize: number }).maxUploadSize = s3.maxObjectBytes; // typed as the 5 TiB literal
     // A cached info may outlive the upload (removed on another instance): a
     // "complete" answer is confirmed against the bucket before it is believed.
     const confirm = (key: string) => hooks.exists(`${key}.info`);

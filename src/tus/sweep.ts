@@ -9,7 +9,7 @@
 // Idempotent and safe to run from several instances at once; work is serial,
 // so a large backlog costs time, not memory or connections.
 //
-// The ops reaper (issue 6) calls sweepExpiredUploads; the app also runs it on
+// The ops reaper calls sweepExpiredUploads; the app also runs it on
 // a timer (SLUICE_TUS_SWEEP_INTERVAL_MS).
 
 import type { IngestDeps } from '../core/ingest.ts';

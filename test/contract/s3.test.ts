@@ -22,6 +22,12 @@ if (!server) {
         partSize: 5 * 1024 * 1024,
         queueSize: 4,
         uploader,
+        provider: 'minio',
+        maxParts: 10_000,
+        minPartSize: 5 * 1024 * 1024,
+        maxPartSize: 5 * 1024 * 1024 * 1024,
+        equalParts: false,
+        maxObjectBytes: 5 * 1024 * 1024 * 1024,
       });
       return {
         storage,

@@ -4,7 +4,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
-import type { ApiKeyEntry, Scope } from '../../src/config.ts';
+import type { ApiKeyEntry } from '../../src/core/auth/api-keys.ts';
+import type { Scope } from '../../src/core/auth/scopes.ts';
 import { generateApiKey } from '../../src/core/auth/api-keys.ts';
 
 export const JWT_SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';

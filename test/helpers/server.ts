@@ -4,7 +4,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { buildApp, defaultDeps, type AppDeps, type SluiceApp } from '../../src/app.ts';
+import { buildApp, defaultDeps, type SluiceApp } from '../../src/app.ts';
+import type { AppDeps } from '../../src/http/types.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createStorage } from '../../src/storage/index.ts';

@@ -7,8 +7,22 @@
 // enough: there is nothing to brute-force that a slow hash would protect.
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { ApiKeyEntry } from '../../config.ts';
+import { z } from 'zod';
 import type { Principal } from './principal.ts';
+import { SCOPES } from './scopes.ts';
+
+/** One configured key (SLUICE_AUTH_API_KEYS is a JSON array of these). */
+export const apiKeyEntrySchema = z.object({
+  /** Names the key in logs and revocations (subject `apikey:<id>`). */
+  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+  /** sha256 of the whole key, lowercase hex: the key itself is never stored. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  tenant: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/),
+  scopes: z.array(z.enum(SCOPES)).min(1),
+  /** Acts as the key's issue time for revocation: a revocation after it refuses the key. */
+  createdAt: z.iso.datetime().optional(),
+});
+export type ApiKeyEntry = z.infer<typeof apiKeyEntrySchema>;
 
 export const API_KEY_PREFIX = 'sk_';
 

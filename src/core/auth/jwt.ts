@@ -7,7 +7,8 @@
 // token may be fine, the service cannot tell.
 
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { SCOPES, type Scope, type SecurityConfig } from '../../config.ts';
+import type { SecurityConfig } from '../../config.ts';
+import { isScope, type Scope } from './scopes.ts';
 import { SluiceError, isSluiceError } from '../../errors.ts';
 import { isTenant } from '../keys.ts';
 import type { Principal } from './principal.ts';
@@ -105,7 +106,7 @@ function scopesOf(p: JWTPayload): Set<Scope> {
     if (typeof v === 'string') raw.push(...v.split(' '));
     else if (Array.isArray(v)) raw.push(...(v as unknown[]));
   }
-  return new Set(raw.filter((s): s is Scope => typeof s === 'string' && (SCOPES as readonly string[]).includes(s)));
+  return new Set(raw.filter(isScope));
 }
 
 function invalid(reason: string, cause?: unknown): SluiceError {

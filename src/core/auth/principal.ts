@@ -1,6 +1,6 @@
 // Who a request acts as, once its token or API key has been verified.
 
-import type { Scope } from '../../config.ts';
+import type { Scope } from './scopes.ts';
 
 export interface Principal {
   /** `sub` of a JWT, or `apikey:<id>` for an API key. Revocable. */

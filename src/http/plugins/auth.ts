@@ -13,8 +13,8 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { AppDeps } from '../../app.ts';
-import type { Scope } from '../../config.ts';
+import type { AppDeps } from '../types.ts';
+import type { Scope } from '../../core/auth/scopes.ts';
 import { Authenticator } from '../../core/auth/authenticator.ts';
 import type { Principal } from '../../core/auth/principal.ts';
 import { RevocationStore } from '../../core/auth/revocations.ts';

@@ -69,7 +69,7 @@ function lingerThenClose(request: FastifyRequest, reply: FastifyReply): void {
 }
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: SluiceError): FastifyReply {
-  // security (issue 5, found by the fuzz test): was `connection: close`, which could lose the answer; see above.
+  // Found by the fuzz test: was `connection: close`, which could lose the answer; see above.
   if (!request.raw.complete && !request.raw.destroyed) lingerThenClose(request, reply);
   const status = err.code === 'CLIENT_ABORTED' ? 400 : err.status;
   return reply

@@ -1,4 +1,4 @@
-// GET|HEAD /v1/files/:id/variants/:name — a job's output (issue 3), streamed
+// GET|HEAD /v1/files/:id/variants/:name — a job's output, streamed
 // with the same Range/ETag handling as the original. 404 VARIANT_NOT_FOUND
 // until the job is done (GET /v1/files/:id shows its state).
 

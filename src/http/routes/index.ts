@@ -3,7 +3,7 @@
 // upload body is ever buffered by Fastify.
 
 import type { FastifyInstance } from 'fastify';
-import type { AppDeps } from '../../app.ts';
+import type { AppDeps } from '../types.ts';
 import { deleteFileRoute } from './delete-file.ts';
 import { getContentRoute } from './get-content.ts';
 import { getFileRoute } from './get-file.ts';
@@ -14,7 +14,6 @@ import { uploadMultipartRoute } from './upload-multipart.ts';
 import { uploadRawRoute } from './upload-raw.ts';
 import { getVariantRoute } from './get-variant.ts';
 import { jobsStatsRoute } from './jobs-stats.ts';
-// security (issue 5)
 import { adminRevokeRoute } from './admin-revoke.ts';
 import { createLinkRoute } from './create-link.ts';
 import { getLinkRoute } from './get-link.ts';
@@ -41,13 +40,11 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
   await app.register(getFileRoute, opts);
   await app.register(getContentRoute, opts);
   await app.register(deleteFileRoute, opts);
-  // processing jobs (issue 3)
   await app.register(getVariantRoute, opts);
   await app.register(jobsStatsRoute, opts);
-  // security (issue 5): revocation, signed links
   await app.register(adminRevokeRoute, opts);
   await app.register(createLinkRoute, opts);
   await app.register(getLinkRoute, opts);
   await app.register(webPageRoute); // the upload page at /
-  await app.register(metricsRoute, opts); // operations (issue 6)
+  await app.register(metricsRoute, opts);
 }

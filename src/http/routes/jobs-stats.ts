@@ -1,5 +1,5 @@
-// GET /v1/jobs/stats — the job pool's state and the thread settings in use
-// (issue 3): queue depth, running tasks, pool size, UV_THREADPOOL_SIZE, sharp
+// GET /v1/jobs/stats — the job pool's state and the thread settings in use:
+// queue depth, running tasks, pool size, UV_THREADPOOL_SIZE, sharp
 // concurrency. Admin scope: it describes the whole instance.
 
 import type { FastifyInstance } from 'fastify';

@@ -88,7 +88,7 @@ export function logUpload(log: FastifyInstance['log'], files: readonly StagedFil
   if (rec?.metrics) recordUpload(rec.metrics, rec.route, files, summary.durationMs, summary.outcome);
 }
 
-/** Where logUpload also records the upload's metrics (operations, issue 6). */
+/** Where logUpload also records the upload's metrics. */
 export interface UploadRecord {
   metrics: SluiceMetrics | undefined;
   route: string;

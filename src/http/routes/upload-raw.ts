@@ -47,6 +47,7 @@ export async function uploadRawRoute(app: FastifyInstance, { deps }: RouteOption
           expectedSha256: expected,
           signal: admission.signal,
           process,
+          declaredSize: admission.declaredLength,
         });
         await commitFiles(ingestDeps, [staged]);
         logUpload(request.log, [staged], started, undefined, { metrics: deps.metrics, route: '/v1/files/:name' });
