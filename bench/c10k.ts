@@ -109,6 +109,7 @@ async function main(backend: 's3' | 'fs'): Promise<Record<string, string>> {
     const srv = await startChild({
       backend,
       label: 'bench-c10k',
+      startTimeoutMs: 60_000,
       // Jobs off: this measures ingest (the PNG bodies would get thumbnails, bench:pool's subject).
       env: { ...BENCH_ENV, LOG_LEVEL: 'info', SLUICE_JOBS_POOL_SIZE: '0', SLUICE_UPLOAD_QUEUE_TIMEOUT_MS: String(10 * seconds * 1000), SLUICE_UPLOAD_IDLE_TIMEOUT_MS: String(seconds * 1000) },
       wrap: `ulimit -n $(ulimit -Hn) && exec "$0" ${profFlags}"$@"`,

@@ -51,6 +51,7 @@ try {
   const srv = await startChild({
     backend,
     label: 'bench-hotpath',
+    startTimeoutMs: 60_000,
     // Production defaults otherwise: info logging, metrics on; jobs off (the ingest path alone).
     env: { ...BENCH_ENV, LOG_LEVEL: 'info', SLUICE_METRICS: 'true' },
     wrap: `exec "$0" --cpu-prof --cpu-prof-dir=${profDir} --cpu-prof-interval=200 "$@"`,
