@@ -1,8 +1,12 @@
 // bench:c10k — N clients (default 10,000) each upload 64 KiB slowly over ~20 s
 // to one server process on the S3 backend. Reports errors, the server's peak
-// RSS and /health latency (p99) measured throughout by a separate poller.
+// RSS and /health latency (p99) measured throughout by a separate poller, the
+// CPU seconds the server and MinIO spent (which one was the limit), the
+// service's CPU and S3 requests per upload, and the kernel's TCP counters
+// (listen-queue overflows and SYN-cookie failures are connections reset
+// before the server ever saw them).
 //
-//   npm run bench:c10k -- [--clients 10000] [--seconds 20] [--backend s3|fs]
+//   npm run bench:c10k -- [--clients 10000] [--seconds 20] [--backend s3|fs|both] [--cpu-prof out.cpuprofile]
 //
 // Needs ~N file descriptors on each side: the limit is raised for the child
 // processes with `ulimit -n` (up to the hard limit), never in the code.
@@ -11,16 +15,24 @@ import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { Agent, request } from 'undici';
 import { startChild } from '../test/helpers/child-server.ts';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { STAGES, splitProfile } from './lib/cpu-profile.ts';
 import { arg, BENCH_ENV, loadNote, payloadHead, percentile, rssSampler, s3ForBench } from './lib/harness.ts';
+import { metricSum, processCpuS, scrape, threadCpuS } from './lib/proc-stats.ts';
 
 const clients = Number(arg('clients', '10000'));
 const seconds = Number(arg('seconds', '20'));
-const backend = arg('backend', 's3') as 's3' | 'fs';
+const backendArg = arg('backend', 's3');
+const cpuProf = arg('cpu-prof', '');
 const SIZE = 64 * 1024;
 const CHUNKS = 16;
 const RAMP_MS = 5000;
 /** Why connections ended without an answer, by error code ('closed' when the server just closed). */
 const connErrors = new Map<string, number>();
+/** The kernel's TCP counters that explain connections reset before the server saw them. */
+const TCP_COUNTERS = ['ListenOverflows', 'ListenDrops', 'SyncookiesSent', 'SyncookiesFailed', 'TCPAbortOnData', 'TCPAbortOnClose', 'TCPAbortOnMemory'];
 
 
 // The client side needs a descriptor per connection: re-run under a raised limit.
@@ -31,7 +43,21 @@ if (!process.env.SLUICE_BENCH_ULIMIT) {
   });
   child.on('exit', (code) => process.exit(code ?? 1));
 } else {
-  await main();
+  const results: Record<string, string>[] = [];
+  for (const b of backendArg === 'both' ? (['s3', 'fs'] as const) : [backendArg as 's3' | 'fs']) {
+    connErrors.clear();
+    results.push(await main(b));
+  }
+  const keys = (r: Record<string, string>, prefix: string) => Object.entries(r).map(([k, v]) => `${prefix}${k}=${v}`).join(' ');
+  if (results.length === 1) console.log(`RESULT c10k clients=${clients} ${keys(results[0]!, '')}`);
+  else console.log(`RESULT c10k clients=${clients} ${results.map((r) => keys(r, `${r.backend}_`)).join(' ')}`.replace(/ (s3|fs)_backend=(s3|fs)/g, ''));
+}
+
+async function tcpCounters(): Promise<Map<string, number>> {
+  const lines = (await readFile('/proc/net/netstat', 'utf8')).split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const names = lines[0]!.split(' ').slice(1);
+  const values = lines[1]!.split(' ').slice(1).map(Number);
+  return new Map(names.map((n, i) => [n, values[i]!]));
 }
 
 async function upload(port: number, head: Buffer, startDelay: number): Promise<number> {
@@ -74,17 +100,25 @@ async function upload(port: number, head: Buffer, startDelay: number): Promise<n
   });
 }
 
-async function main(): Promise<void> {
+async function main(backend: 's3' | 'fs'): Promise<Record<string, string>> {
   const minio = await s3ForBench(backend);
+  const profDir = cpuProf ? await mkdtemp(path.join(tmpdir(), 'sluice-c10k-prof-')) : undefined;
   try {
     console.log(`bench:c10k clients=${clients} upload=${SIZE / 1024}KiB over ~${seconds}s backend=${backend}; ${await loadNote()}`);
+    const profFlags = profDir ? `--cpu-prof --cpu-prof-dir=${profDir} --cpu-prof-interval=500 ` : '';
     const srv = await startChild({
       backend,
       label: 'bench-c10k',
-      env: { ...BENCH_ENV, LOG_LEVEL: 'info', SLUICE_UPLOAD_QUEUE_TIMEOUT_MS: String(10 * seconds * 1000), SLUICE_UPLOAD_IDLE_TIMEOUT_MS: String(seconds * 1000) },
-      wrap: 'ulimit -n $(ulimit -Hn) && exec "$0" "$@"',
+      startTimeoutMs: 60_000,
+      // Jobs off: this measures ingest (the PNG bodies would get thumbnails, bench:pool's subject).
+      env: { ...BENCH_ENV, LOG_LEVEL: 'info', SLUICE_JOBS_POOL_SIZE: '0', SLUICE_UPLOAD_QUEUE_TIMEOUT_MS: String(10 * seconds * 1000), SLUICE_UPLOAD_IDLE_TIMEOUT_MS: String(seconds * 1000) },
+      wrap: `ulimit -n $(ulimit -Hn) && exec "$0" ${profFlags}"$@"`,
     });
-    const rss = rssSampler(srv.proc.pid!);
+    const pid = srv.proc.pid!;
+    const rss = rssSampler(pid);
+    const tcp0 = await tcpCounters();
+    const metrics0 = await scrape(srv.url);
+    const cpu0 = { server: await processCpuS(pid), main: await threadCpuS(pid), minio: minio?.pid ? await processCpuS(minio.pid) : 0 };
     const head = await payloadHead();
 
     // /health through its own keep-alive connection, every 100 ms.
@@ -112,6 +146,9 @@ async function main(): Promise<void> {
     const wall = (performance.now() - started) / 1000;
     polling = false;
     await poller;
+    const cpu1 = { server: await processCpuS(pid), main: await threadCpuS(pid), minio: minio?.pid ? await processCpuS(minio.pid) : 0 };
+    const metrics1 = await scrape(srv.url);
+    const tcp1 = await tcpCounters();
     const peak = await rss.stop();
     const byStatus = new Map<number, number>();
     for (const s of statuses) byStatus.set(s, (byStatus.get(s) ?? 0) + 1);
@@ -119,12 +156,37 @@ async function main(): Promise<void> {
     srv.proc.kill('SIGTERM');
     await srv.exited;
     const failures = new Map<string, number>();
+    let committed = 0;
     for (const l of srv.logs) {
-      const code = (l.upload as { outcome?: string } | undefined)?.outcome ?? (Number(l.level) >= 40 ? String(l.msg) : undefined);
-      if (code && code !== 'committed') failures.set(code, (failures.get(code) ?? 0) + 1);
+      const code = (l.upload as { outcome?: string } | undefined)?.outcome ?? (Number(l.level) >= 50 ? String(l.msg) : undefined);
+      if (code === 'committed') committed++;
+      else if (code) failures.set(code, (failures.get(code) ?? 0) + 1);
     }
-    if (failures.size > 0) console.log(`server-side failures: ${[...failures].map(([c, n]) => `${c}=${n}`).join(' ')}`);
+    console.log(`server log: committed=${committed}${failures.size > 0 ? ` failures: ${[...failures].map(([c, n]) => `${c}=${n}`).join(' ')}` : ''}`);
+    const tcp = TCP_COUNTERS.map((k) => `${k}=${(tcp1.get(k) ?? 0) - (tcp0.get(k) ?? 0)}`).join(' ');
+    console.log(`kernel TCP counters during the run (whole machine): ${tcp}`);
     await srv.cleanup();
+    const cpu = { server: cpu1.server - cpu0.server, main: cpu1.main - cpu0.main, minio: cpu1.minio - cpu0.minio };
+    const s3Requests = metricSum(metrics1, 'sluice_storage_requests_total') - metricSum(metrics0, 'sluice_storage_requests_total');
+    const perUpload = Math.max(1, committed);
+    console.log(
+      `CPU during the run: server ${cpu.server.toFixed(1)} s (main thread ${cpu.main.toFixed(1)} s), ${backend === 's3' ? `MinIO ${cpu.minio.toFixed(1)} s` : 'no MinIO'}; ` +
+        `per committed upload: service ${((cpu.server * 1000) / perUpload).toFixed(2)} ms` + (backend === 's3' ? `, S3 requests ${(s3Requests / perUpload).toFixed(2)}` : ''),
+    );
+    if (profDir) {
+      const prof = (await readdir(profDir)).find((f) => f.endsWith('.cpuprofile'));
+      if (prof) {
+        const split = await splitProfile(path.join(profDir, prof));
+        const scale = (cpu.main * 1e6) / split.busyUs / perUpload;
+        console.log(`main-thread CPU per upload by stage (profile proportions, scaled to the measured ${((cpu.main * 1e6) / perUpload).toFixed(0)} µs):`);
+        for (const st of STAGES) {
+          const v = split.us.get(st)!;
+          if (v > 0) console.log(`  ${st.padEnd(58)} ${(v * scale).toFixed(1).padStart(8)} µs`);
+        }
+        const { copyFile } = await import('node:fs/promises');
+        await copyFile(path.join(profDir, prof), cpuProf.replace(/(\.cpuprofile)?$/, `-${backend}.cpuprofile`));
+      }
+    }
     await healthAgent.close();
     const p50 = percentile(health, 50);
     const p99 = percentile(health, 99);
@@ -132,8 +194,14 @@ async function main(): Promise<void> {
     console.log(`statuses: ${[...byStatus].map(([s, n]) => `${s || 'conn-error'}=${n}`).join(' ')}`);
     console.log(`wall ${wall.toFixed(1)} s; server peak RSS ${peak} MiB; /health samples=${health.length} errors=${healthErrors} p50=${p50.toFixed(1)} ms p99=${p99.toFixed(1)} ms max=${Math.max(...health).toFixed(1)} ms`);
     console.log(`after: ${await loadNote()}`);
-    console.log(`RESULT c10k clients=${clients} errors=${errors} rss_mb=${peak} health_p99_ms=${p99.toFixed(1)}`);
+    const r: Record<string, string> = { backend, errors: String(errors), rss_mb: String(peak), health_p99_ms: p99.toFixed(1), server_cpu_s: cpu.server.toFixed(1) };
+    if (backend === 's3') r.minio_cpu_s = cpu.minio.toFixed(1);
+    r.service_cpu_ms_per_upload = ((cpu.server * 1000) / perUpload).toFixed(2);
+    if (backend === 's3') r.s3_requests_per_upload = (s3Requests / perUpload).toFixed(2);
+    console.log(`c10k ${Object.entries(r).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    return r;
   } finally {
+    if (profDir) await rm(profDir, { recursive: true, force: true });
     await minio?.stop();
   }
 }

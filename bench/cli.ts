@@ -11,7 +11,9 @@
 //
 // Each measurement is the median of --runs runs; the tools alternate within
 // a run so load changes hit both. Objects are deleted between runs.
-// Ends with: RESULT cli small_files_ratio_vs_rclone=… small_files_per_s=… large_ratio_vs_curl=… cli_rss_mb=…
+// The service runs with jobs off; per small file it prints its CPU and the S3
+// requests it sent (sluice_storage_requests_total from its /metrics).
+// Ends with: RESULT cli small_files_ratio_vs_rclone=… small_files_per_s=… service_cpu_ms_per_file=… s3_requests_per_file=… large_ratio_vs_curl=… cli_rss_mb=…
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,6 +24,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, DeleteObjectsCommand, S3Client, paginateListObjectsV2 } from '@aws-sdk/client-s3';
 import { startMinio, type MinioServer } from '../scripts/minio.ts';
+import { metricSum, scrape } from './lib/proc-stats.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -131,6 +134,9 @@ async function startService(minio: MinioServer, bucket: string): Promise<{ url: 
       // measures throughput, not the limiter (the CLI honours its 429s and Retry-After).
       SLUICE_RATE_LIMIT_PER_IP: '0',
       SLUICE_RATE_LIMIT_PER_SUBJECT: '0',
+      // Ingest alone, as issue 10 states the target: a small file that gets no jobs costs the
+      // service < 1.5 ms of CPU and S3 two requests (the text files would get gzip jobs).
+      SLUICE_JOBS_POOL_SIZE: '0',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -217,10 +223,11 @@ async function main(): Promise<void> {
       const t = { rclone: [] as number[], cli: [] as number[], cli4: [] as number[] };
       let rss = 0;
       const mpid = await minioPid(minio.endpoint);
+      const perFileService: { cpuMs: number[]; s3: number[] } = { cpuMs: [], s3: [] };
       for (let r = 0; r < RUNS; r++) {
         const order = r % 2 === 0 ? (['rclone', 'cli', 'cli4'] as const) : (['cli4', 'cli', 'rclone'] as const);
         for (const tool of order) {
-          const before = { service: await cpuOf(service.pid), minio: await cpuOf(mpid) };
+          const before = { service: await cpuOf(service.pid), minio: await cpuOf(mpid), requests: metricSum(await scrape(service.url), 'sluice_storage_requests_total') };
           let x: Timed;
           if (tool === 'rclone') {
             x = await timed('rclone', ['copy', tree, `bench:${rcloneBucket}/run${r}`], rcloneEnv);
@@ -233,9 +240,15 @@ async function main(): Promise<void> {
           t[tool].push(x.ms);
           const perFile = (s: number) => fmt((s * 1000) / FILES, 2);
           const cpu = { service: (await cpuOf(service.pid)) - before.service, minio: (await cpuOf(mpid)) - before.minio };
+          const s3PerFile = (metricSum(await scrape(service.url), 'sluice_storage_requests_total') - before.requests) / FILES;
+          if (tool !== 'rclone') {
+            perFileService.cpuMs.push((cpu.service * 1000) / FILES);
+            perFileService.s3.push(s3PerFile);
+          }
           console.log(
             `  run ${r + 1} ${tool.padEnd(6)} ${fmt(x.ms / 1000, 2)} s  ${fmt(FILES / (x.ms / 1000))} files/s   CPU ms/file: client ${perFile(x.cpuS ?? 0)}` +
-              (tool === 'rclone' ? '' : ` service ${perFile(cpu.service)}`) + ` minio ${perFile(cpu.minio)}   load ${fmt(loadavg()[0]!, 2)}`,
+              (tool === 'rclone' ? '' : ` service ${perFile(cpu.service)}`) + ` minio ${perFile(cpu.minio)}` +
+              (tool === 'rclone' ? '' : `   S3 requests/file ${fmt(s3PerFile, 2)}`) + `   load ${fmt(loadavg()[0]!, 2)}`,
           );
         }
         await emptyBucket(s3, sluiceBucket);
@@ -252,6 +265,9 @@ async function main(): Promise<void> {
       result.small_files_per_s = fmt(cli);
       result.rclone_files_per_s = fmt(rc);
       result.small_cli_rss_mb = fmt(rss / 1024);
+      result.service_cpu_ms_per_file = fmt(median(perFileService.cpuMs), 2);
+      result.s3_requests_per_file = fmt(median(perFileService.s3), 2);
+      console.log(`  service per small file (no jobs), median over the CLI runs: CPU ${result.service_cpu_ms_per_file} ms, S3 requests ${result.s3_requests_per_file}`);
       await rm(tree, { recursive: true, force: true });
     }
     if (!o['skip-large']) {
@@ -294,7 +310,7 @@ async function main(): Promise<void> {
     await rm(work, { recursive: true, force: true });
   }
   console.log(`load average at the end ${loadavg().map((l) => fmt(l, 2)).join(' ')}`);
-  const keys = ['small_files_ratio_vs_rclone', 'small_files_per_s', 'large_ratio_vs_curl', 'cli_rss_mb', 'small_files_ratio_equal_concurrency', 'rclone_files_per_s', 'small_cli_rss_mb', 'large_mib_per_s'];
+  const keys = ['small_files_ratio_vs_rclone', 'small_files_per_s', 'service_cpu_ms_per_file', 's3_requests_per_file', 'large_ratio_vs_curl', 'cli_rss_mb', 'small_files_ratio_equal_concurrency', 'rclone_files_per_s', 'small_cli_rss_mb', 'large_mib_per_s'];
   console.log(`RESULT cli ${keys.filter((k) => k in result).map((k) => `${k}=${result[k]}`).join(' ')}`);
 }
 

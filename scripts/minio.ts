@@ -16,6 +16,8 @@ export interface MinioServer {
   accessKeyId: string;
   secretAccessKey: string;
   region: string;
+  /** The server's process id (benches read its CPU time from /proc). */
+  pid: number | undefined;
   /** Resolves with the exit code (or signal name) when the server process ends, for whatever reason. */
   exited: Promise<number | string>;
   /** SIGTERM, SIGKILL after 5 s, then remove the data directory if we created it. Idempotent. */
@@ -197,6 +199,7 @@ export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioSer
     accessKeyId: TEST_ACCESS_KEY_ID,
     secretAccessKey: TEST_SECRET_ACCESS_KEY,
     region: TEST_REGION,
+    pid: child.pid,
     exited,
     stop,
   };

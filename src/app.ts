@@ -27,7 +27,7 @@ import { InstrumentedStorage } from './storage/instrumented.ts';
 import { RedisLink } from './redis/link.ts';
 
 export function defaultDeps(config: Readonly<Config>, storage: Storage, log: Logger = createLogger(config)): AppDeps {
-  const budget = new BufferBudget(config.uploadBufferBytes);
+  const budget = new BufferBudget(config.uploadBufferBytes, config.maxActiveUploads);
   const metrics = config.ops.metrics ? new SluiceMetrics({ uvThreadpoolSize: config.ops.uvThreadpoolSize }) : undefined;
   // One pair of Redis connections per process (issue 11), errors counted per connection.
   const redis = config.redis ? new RedisLink(config.redis, log.child({ component: 'redis' }), (role) => metrics?.redisErrors.inc({ connection: role })) : undefined;

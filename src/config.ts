@@ -118,6 +118,12 @@ const envSchema = z.object({
   SLUICE_UPLOAD_BUFFER_BYTES: int(1 * MiB).default(256 * MiB),
   /** How long an upload may wait for buffer budget before 503 BUSY. */
   SLUICE_UPLOAD_QUEUE_TIMEOUT_MS: int(0).default(30_000),
+  /**
+   * Uploads whose bodies are read at once (0: no cap, the byte budget alone decides). More
+   * wait, like uploads past the byte budget, with their sockets paused and 100 Continue
+   * withheld. Bounds the work one event-loop turn can find ready (docs/performance.md).
+   */
+  SLUICE_MAX_ACTIVE_UPLOADS: int(0).default(256),
 
   // --- processing jobs (docs/jobs.md) ---
   /** Worker threads running image and compression jobs. 0 disables processing entirely. */
@@ -258,6 +264,13 @@ const envSchema = z.object({
   UV_THREADPOOL_SIZE: int(1, 1024).default(4),
   /** Serve the OpenAPI description at /docs (JSON at /docs/openapi.json). */
   SLUICE_DOCS: bool.default(true),
+  /**
+   * Connections the kernel may queue before the process accepts them (listen backlog; the
+   * kernel caps it at net.core.somaxconn). Past it, new connections are dropped or, with SYN
+   * cookies, reset; Node's default of 511 is overrun by a few hundred ms of a busy loop at
+   * 2,000 connects/s (docs/performance.md).
+   */
+  SLUICE_LISTEN_BACKLOG: int(1, 65535).default(4096),
   // --- end operations ---
   // --- beyond one machine (issue 11): Redis, BullMQ, roles; docs/operations.md ---
   /** What this node does: ingest (uploads, downloads; no pool), worker (the job pool; only /health, /ready, /metrics) or all. */
@@ -522,6 +535,8 @@ function toConfig(e: ParsedEnv) {
       uploadQueueMs: e.SLUICE_UPLOAD_QUEUE_TIMEOUT_MS,
     },
     uploadBufferBytes: e.SLUICE_UPLOAD_BUFFER_BYTES,
+    /** Uploads read at once; 0: no cap. */
+    maxActiveUploads: e.SLUICE_MAX_ACTIVE_UPLOADS,
     /** Processing jobs (docs/jobs.md). */
     jobs: jobsConfig(e),
     /** Authentication, links, abuse limits, hardening (docs/security.md). */
@@ -549,6 +564,7 @@ function toConfig(e: ParsedEnv) {
       workerMaxRestarts: e.SLUICE_WORKER_MAX_RESTARTS,
       uvThreadpoolSize: e.UV_THREADPOOL_SIZE,
       docs: e.SLUICE_DOCS,
+      listenBacklog: e.SLUICE_LISTEN_BACKLOG,
     },
     /** What this node runs (issue 11). */
     role: e.SLUICE_ROLE,

@@ -41,6 +41,7 @@ export class SluiceMetrics {
   readonly storageDuration: Histogram<'backend' | 'op' | 'outcome'>;
   readonly storageErrors: Counter<'backend' | 'op' | 'code'>;
   readonly storageBytes: Counter<'backend' | 'direction'>;
+  readonly storageRequests: Counter<'backend' | 'operation'>;
   readonly reaperRemoved: Counter<'kind'>;
   readonly reaperRuns: Counter<'outcome'>;
   readonly jobDuration: Histogram<'kind' | 'outcome'>;
@@ -87,6 +88,12 @@ export class SluiceMetrics {
     });
     this.storageErrors = new Counter({ name: 'sluice_storage_errors_total', help: 'Storage operations that failed, by error code', labelNames: ['backend', 'op', 'code'], ...reg });
     this.storageBytes = new Counter({ name: 'sluice_storage_bytes_total', help: 'Bytes written to (in) and read from (out) storage', labelNames: ['backend', 'direction'], ...reg });
+    this.storageRequests = new Counter({
+      name: 'sluice_storage_requests_total',
+      help: 'Requests sent to the object store (S3: one per API call and retry), by operation',
+      labelNames: ['backend', 'operation'],
+      ...reg,
+    });
     this.reaperRemoved = new Counter({
       name: 'sluice_reaper_removed_total',
       help: 'Stale items removed by the reaper: multipart (S3 uploads aborted), temp (fs temp files), orphan (objects of files never committed)',

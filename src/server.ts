@@ -92,7 +92,7 @@ lifecycle.addCloser({ name: 'storage', close: () => storage.close() });
 if (jobs) lifecycle.addCloser({ name: 'jobs', close: () => jobs.close(timings.graceMs) });
 lifecycle.addCloser({ name: 'reaper', close: () => reaper.close() });
 
-await built.listen({ port: config.port, host: config.host });
+await built.listen({ port: config.port, host: config.host, backlog: config.ops.listenBacklog });
 running.app = built;
 const addr = built.server.address();
 const port = addr && typeof addr === 'object' ? addr.port : config.port;

@@ -82,5 +82,18 @@ for (const backend of backends()) {
       assert.equal(sample(after, 'sluice_uploads_inflight', route), 0);
       assert.equal(sample(after, 'sluice_upload_buffer_used_bytes'), 0);
     });
+
+    if (backend === 's3') {
+      it('a small file with no jobs costs the store two requests: the original and the manifest, one PutObject each', async () => {
+        const before = await scrape();
+        const put = await call(`${srv.url}/v1/files/two.png`, { method: 'PUT', body: await pngOfSize(64 * 1024) });
+        assert.equal(put.status, 201);
+        const after = await scrape();
+        const delta = (labels: Record<string, string> = {}) =>
+          (sample(after, 'sluice_storage_requests_total', labels) || 0) - (sample(before, 'sluice_storage_requests_total', labels) || 0);
+        assert.equal(delta({ operation: 'PutObjectCommand' }), 2);
+        assert.equal(delta(), 2, 'no other request (no HEAD, no multipart upload)');
+      });
+    }
   });
 }

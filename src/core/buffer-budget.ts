@@ -1,7 +1,14 @@
-// A process-wide budget of upload bytes that may sit in memory at once.
-// Each upload reserves its worst case before its body is read; when the budget
-// is spent, new uploads wait in FIFO order with their sockets unread, so many
-// concurrent clients cost waiting time instead of memory.
+// A process-wide budget of upload bytes that may sit in memory at once, and of
+// uploads whose bodies are read at once. Each upload reserves its worst case
+// before its body is read; when either is spent, new uploads wait in FIFO
+// order with their sockets unread, so many concurrent clients cost waiting
+// time instead of memory and event-loop time.
+//
+// Why a count as well as bytes: 10,000 small uploads fit the byte budget 2,000
+// at a time, and 2,000 bodies ready at once make one event-loop turn last
+// hundreds of ms (every other request, /health included, waits behind it). A
+// waiting client's body still travels: it fills the kernel's socket buffers, so
+// a small upload admitted late is read at once (docs/performance.md).
 
 import { SluiceError } from '../errors.ts';
 
@@ -12,15 +19,24 @@ interface Waiter {
 
 export class BufferBudget {
   readonly capacity: number;
+  /** Reservations held at once; 0: no cap. */
+  readonly maxHolders: number;
   #used = 0;
+  #holders = 0;
   #queue: Waiter[] = [];
 
-  constructor(capacity: number) {
+  constructor(capacity: number, maxHolders = 0) {
     this.capacity = capacity;
+    this.maxHolders = maxHolders;
   }
 
   get used(): number {
     return this.#used;
+  }
+
+  /** Reservations held now. */
+  get holders(): number {
+    return this.#holders;
   }
 
   get waiting(): number {
@@ -36,10 +52,12 @@ export class BufferBudget {
     const want = Math.min(Math.max(0, bytes), this.capacity);
     const release = once(() => {
       this.#used -= want;
+      this.#holders--;
       this.#drain();
     });
-    if (this.#queue.length === 0 && this.#used + want <= this.capacity) {
+    if (this.#queue.length === 0 && this.#fits(want)) {
       this.#used += want;
+      this.#holders++;
       return release;
     }
     return new Promise((resolve, reject) => {
@@ -68,12 +86,17 @@ export class BufferBudget {
     });
   }
 
+  #fits(bytes: number): boolean {
+    return this.#used + bytes <= this.capacity && (this.maxHolders === 0 || this.#holders < this.maxHolders);
+  }
+
   #drain(): void {
     while (this.#queue.length > 0) {
       const head = this.#queue[0]!;
-      if (this.#used + head.bytes > this.capacity) return;
+      if (!this.#fits(head.bytes)) return;
       this.#queue.shift();
       this.#used += head.bytes;
+      this.#holders++;
       head.grant();
     }
   }

@@ -7,8 +7,8 @@ import { pipeline } from 'node:stream/promises';
 import { isSluiceError } from '../errors.ts';
 import type { SluiceMetrics } from '../metrics.ts';
 import {
-  canSweepStale, canWriteConditionally, type ConditionalWrites, type GetOptions, type GetResult, type ListOptions, type ListResult,
-  type ObjectInfo, type PutOptions, type PutResult, type StaleUploadSweeper, type Storage,
+  canObserveRequests, canSweepStale, canWriteConditionally, type ConditionalWrites, type GetOptions, type GetResult, type ListOptions,
+  type ListResult, type ObjectInfo, type PutOptions, type PutResult, type StaleUploadSweeper, type Storage,
 } from './storage.ts';
 
 type Op = 'put' | 'get' | 'head' | 'delete' | 'list' | 'ready' | 'sweep';
@@ -26,6 +26,15 @@ export class InstrumentedStorage implements Storage {
     if (canWriteConditionally(inner)) {
       // Timed as a put; a refused condition is an outcome (conflict), not a storage fault.
       this.putIf = (key, body, opts) => this.#timed('put', () => inner.putIf(key, body, opts), opts.signal);
+    }
+    if (canObserveRequests(inner)) {
+      // Label children cached per operation: resolving labels on every request hashes them each time.
+      const children = new Map<string, { inc(): void }>();
+      inner.observeRequests((op) => {
+        let c = children.get(op);
+        if (!c) children.set(op, (c = metrics.storageRequests.labels(inner.kind, op)));
+        c.inc();
+      });
     }
   }
 

@@ -24,18 +24,22 @@ import {
   ListMultipartUploadsCommand, ListObjectsV2Command, S3Client, type S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import type { BuildMiddleware, MetadataBearer } from '@smithy/types';
 import type { S3Config } from '../config.ts';
 import { PartBufferPool, uploadInParts } from './s3-upload.ts';
 import { planParts, type PartPlan, type PartRules } from './s3-parts.ts';
 import { SluiceError, isSluiceError } from '../errors.ts';
 import type {
-  ConditionalWrites, GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, StaleUploadSweeper, Storage,
-  WriteCondition,
+  ConditionalWrites, GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, RequestObserver, StaleUploadSweeper,
+  Storage, WriteCondition,
 } from './storage.ts';
 
 export function makeS3Client(cfg: S3Config): S3Client {
   const checksum = cfg.checksum === 'when_supported' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
-  return new S3Client({
+  const client = new S3Client({
+    // Resolve each command's middleware stack once, not on every send (sends without options;
+    // see docs/performance.md). Middleware must therefore be added before the first request.
+    cacheMiddleware: true,
     region: cfg.region,
     ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
     forcePathStyle: cfg.forcePathStyle,
@@ -53,9 +57,34 @@ export function makeS3Client(cfg: S3Config): S3Client {
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 256 }),
     },
   });
+  client.middlewareStack.add(unsignedPayloadWithChecksum, { step: 'build', priority: 'low', name: 'sluiceUnsignedPayloadWithChecksum', override: true });
+  return client;
 }
 
-export class S3Storage implements Storage, StaleUploadSweeper, ConditionalWrites {
+/**
+ * A buffered body that carries an x-amz-checksum-* header is sent with
+ * `x-amz-content-sha256: UNSIGNED-PAYLOAD`: the store verifies the bytes against
+ * the checksum, so hashing every byte again with SHA-256 on the event loop (the
+ * signer's default for buffers) buys nothing; that hash was a fifth of the main
+ * thread's time per MiB of upload (docs/performance.md). The SDK does the same
+ * for streamed bodies (STREAMING-UNSIGNED-PAYLOAD-TRAILER). Without a checksum
+ * (SLUICE_S3_CHECKSUM=when_required) the payload stays signed.
+ */
+const unsignedPayloadWithChecksum: BuildMiddleware<object, MetadataBearer> = (next) => (args) => {
+  const req = args.request as { headers?: Record<string, string>; body?: unknown };
+  const headers = req.headers;
+  if (headers && req.body instanceof Uint8Array && headers['x-amz-content-sha256'] === undefined) {
+    for (const name in headers) {
+      if (name.startsWith('x-amz-checksum-') && name !== 'x-amz-checksum-type') {
+        headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+        break;
+      }
+    }
+  }
+  return next(args);
+};
+
+export class S3Storage implements Storage, StaleUploadSweeper, ConditionalWrites, RequestObserver {
   readonly kind = 's3';
   readonly client: S3Client;
   readonly bucket: string;
@@ -83,6 +112,19 @@ export class S3Storage implements Storage, StaleUploadSweeper, ConditionalWrites
     this.bufferedBytesPerPut = this.streamPlan.largest * (cfg.queueSize + (cfg.uploader === 'parts' ? 1 : 2));
     // Keep enough idle buffers for one upload's worth of reuse; the rest go back to the allocator.
     this.#pool = new PartBufferPool(cfg.partSize, cfg.queueSize + 1);
+  }
+
+  observeRequests(onRequest: (operation: string) => void): void {
+    // One middleware on the client, added once: per-command middleware would be rebuilt on every send.
+    // The deserialize step runs inside the retry loop, so every attempt counts. Called at start-up,
+    // before any request: with cacheMiddleware, stacks resolved earlier would not see it.
+    this.client.middlewareStack.add(
+      (next, context) => (args) => {
+        onRequest(context.commandName ?? 'unknown');
+        return next(args);
+      },
+      { step: 'deserialize', name: 'sluiceRequestCounter', override: true },
+    );
   }
 
   planFor(declaredSize: number | undefined): PartPlan {

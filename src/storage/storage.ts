@@ -138,6 +138,16 @@ export function conditionalWrites(s: Storage): Storage & ConditionalWrites {
   return s;
 }
 
+/** Optional: backends that talk to a remote store in requests of their own (S3: one per SDK call and retry). */
+export interface RequestObserver {
+  /** `onRequest(operation)` runs once per request sent to the store; set once, at start-up. */
+  observeRequests(onRequest: (operation: string) => void): void;
+}
+
+export function canObserveRequests(s: Storage): s is Storage & RequestObserver {
+  return typeof (s as Partial<RequestObserver>).observeRequests === 'function';
+}
+
 export function canSweepStale(s: Storage): s is Storage & StaleUploadSweeper {
   return typeof (s as Partial<StaleUploadSweeper>).sweepStale === 'function';
 }

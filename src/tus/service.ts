@@ -46,6 +46,8 @@ export interface TusService {
    * committing it first if an earlier finish failed (storage down, shutdown).
    */
   settleComplete(tenant: string, id: string, log: CoreLog): Promise<Record<string, string>>;
+  /** The upload's size when every byte of it is stored; undefined while incomplete, deferred or unknown. */
+  completedSize(tenant: string, id: string): Promise<number | undefined>;
   /** Give back the bucket locks this instance keeps idle (shutdown). */
   close(): Promise<void>;
 }
@@ -175,6 +177,10 @@ export function createTusService(deps: TusDeps): TusService {
       const upload = await store.getUpload(uploadKey(prefix, ref));
       await finishOnce(upload, log);
       return committedHeaders(ref);
+    },
+    completedSize: async (tenant, id) => {
+      const upload = await store.getUpload(uploadKey(prefix, { tenant, id })).catch(() => undefined);
+      return upload?.size !== undefined && upload.offset === upload.size ? upload.size : undefined;
     },
     close: async () => {
       if (locker instanceof S3Locker) await locker.releaseAll();

@@ -39,7 +39,19 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     reply.header('tus-resumable', TUS_RESUMABLE);
     let spooled: SpooledBody | undefined;
+    const id = (request.params as { id?: string }).id;
     try {
+      if (id !== undefined && isRetriedFinalPatch(request)) {
+        // A zero-byte final PATCH on an upload whose bytes are all stored (its finish failed before,
+        // or a client retried): nothing to write, so commit (once) and answer as the finish would.
+        // Handed to the store instead, S3 would be asked to complete its multipart upload again.
+        const size = await tus.completedSize(request.tenant, id);
+        if (size !== undefined && request.headers['upload-offset'] === String(size)) {
+          for (const [name, value] of Object.entries(await tus.settleComplete(request.tenant, id, request.log))) reply.header(name, value);
+          reply.header('upload-offset', String(size));
+          return reply.code(204).send();
+        }
+      }
       const headers = new Headers();
       for (const [name, value] of Object.entries(request.headers)) {
         if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
@@ -71,7 +83,6 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
       res.headers.forEach((value, name) => {
         if (name !== 'content-length') reply.header(name, value);
       });
-      const id = (request.params as { id?: string }).id;
       if (request.method === 'HEAD' && res.status === 200 && id !== undefined && isComplete(res.headers)) {
         // Every byte is here: name the file, committing it now if its finish failed before
         // (tus-js-client resumes with HEAD and, on a complete upload, sends no PATCH).
@@ -88,6 +99,15 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
   for (const url of [TUS_PATH, `${TUS_PATH}/:id`]) {
     app.route({ method: [...METHODS], url, exposeHeadRoute: false, config: { scope: 'files:write' }, handler: handle });
   }
+}
+
+function isRetriedFinalPatch(request: FastifyRequest): boolean {
+  return (
+    request.method === 'PATCH' &&
+    request.headers['content-length'] === '0' &&
+    request.headers['tus-resumable'] === TUS_RESUMABLE &&
+    request.headers['content-type'] === 'application/offset+octet-stream'
+  );
 }
 
 function isComplete(headers: Headers): boolean {
