@@ -11,12 +11,12 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { SluiceError } from '../errors.ts';
 import type {
-  GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, StaleUploadSweeper, Storage,
+  GetOptions, GetResult, ListOptions, ListResult, LocalFiles, ObjectInfo, PutOptions, PutResult, StaleUploadSweeper, Storage,
 } from './storage.ts';
 
 const TEMP_MARK = '.sluice-tmp-';
 
-export class FsStorage implements Storage, StaleUploadSweeper {
+export class FsStorage implements Storage, StaleUploadSweeper, LocalFiles {
   readonly kind = 'fs';
   // Write-stream buffer plus the stages' in-flight chunks.
   readonly bufferedBytesPerPut = 1024 * 1024;
@@ -70,6 +70,16 @@ export class FsStorage implements Storage, StaleUploadSweeper {
     }
     const body = createReadStream(file, range ? { start: range.start, end: Math.min(range.end, st.size - 1), signal: opts.signal } : { signal: opts.signal });
     return { body, size: st.size };
+  }
+
+  async localFile(key: string): Promise<{ file: string; size: number }> {
+    const file = this.#path(key);
+    const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new SluiceError('FILE_NOT_FOUND');
+      throw err;
+    });
+    if (!st.isFile()) throw new SluiceError('FILE_NOT_FOUND');
+    return { file, size: st.size };
   }
 
   async head(key: string): Promise<ObjectInfo | null> {
