@@ -143,7 +143,8 @@ const envSchema = z.object({
   /** Largest decoded image, in pixels (width × height × frames); sharp's own default is 268 M. */
   SLUICE_IMAGE_MAX_PIXELS: int(1, 268_402_689).default(40_000_000),
   /** Largest original an image job reads (sharp holds the encoded input in memory). */
-  SLUICE_IMAGE_MAX_INPUT_BYTES: int(1).default(256 * MiB),
+  // Bounds the spool file and decode time of one job, not memory: libvips reads the original from a file (workers/image-input.ts).
+  SLUICE_IMAGE_MAX_INPUT_BYTES: int(1).default(1024 * MiB),
   /** sharp failOn: how much invalid pixel data aborts a job (none, truncated, error, warning). */
   SLUICE_IMAGE_FAIL_ON: z.enum(['none', 'truncated', 'error', 'warning']).default('error'),
   /** libvips threads per image job (sharp.concurrency), per worker thread. */

@@ -56,7 +56,7 @@ describe(`sluice upload/download keep the directory tree (${backend})`, () => {
     assert.equal(run.code, 0, run.stderr);
     ids = fileLines(run).map((l) => l.id as string);
     const listed = await listAll(srv.url);
-    assert.deepEqual(listed.map((f) => (f as { path?: string }).path).sort(), Object.keys(tree).map((p) => `photos/${p}`).sort());
+    assert.deepEqual(listed.map((f) => f.path).sort(), Object.keys(tree).map((p) => `photos/${p}`).sort());
     for (const f of listed) {
       const manifest = (await call(`${srv.url}/v1/files/${f.id}`)).json<{ path: string; name: string }>();
       assert.equal(manifest.name, path.posix.basename(manifest.path));

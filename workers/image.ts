@@ -4,13 +4,16 @@
 // corrupt data at failOn, slow work at sharp's timeout.
 
 import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { move } from 'piscina';
 import sharp, { type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
 import { digest } from '../src/core/stages/digest.ts';
 import { isSluiceError, type ErrorData } from '../src/errors.ts';
+import { openImageInput } from './image-input.ts';
 import { workerStorage } from './storage.ts';
 import type { ImageTask, TaskOutput, TaskResult } from './tasks.ts';
+import type { Storage } from '../src/storage/storage.ts';
 
 // Decoded-image cache off: jobs never revisit an input, and the cache is what
 // grows RSS in long-running worker threads.
@@ -23,7 +26,8 @@ const MIME: Record<ImageTask['format'], { mime: string; ext: string }> = {
   png: { mime: 'image/png', ext: 'png' },
 };
 
-export function transformer(task: Pick<ImageTask, 'format' | 'size' | 'limits'>, input?: Uint8Array): Sharp {
+/** `input`: bytes (benchmarks, small inputs) or a file path (storage inputs, see image-input.ts). */
+export function transformer(task: Pick<ImageTask, 'format' | 'size' | 'limits'>, input: Uint8Array | string): Sharp {
   if (sharp.concurrency() !== task.limits.sharpConcurrency) sharp.concurrency(task.limits.sharpConcurrency);
   const opts: SharpOptions = {
     limitInputPixels: task.limits.maxPixels,
@@ -33,7 +37,7 @@ export function transformer(task: Pick<ImageTask, 'format' | 'size' | 'limits'>,
     animated: task.format === 'webp',
     sequentialRead: true,
   };
-  let img = input ? sharp(input, opts) : sharp(opts);
+  let img = sharp(input, opts);
   if (task.size !== undefined) img = img.resize({ width: task.size, height: task.size, fit: 'inside', withoutEnlargement: true });
   switch (task.format) {
     case 'webp':
@@ -69,7 +73,12 @@ export function imageError(err: unknown): ErrorData {
   return { code: 'IMAGE_INVALID', message };
 }
 
-export default async function image(task: ImageTask): Promise<TaskResult> {
+export default function image(task: ImageTask): Promise<TaskResult> {
+  return runImageTask(task, 'bytes' in task.input ? undefined : workerStorage(task.storage));
+}
+
+/** One image task against `storage` (the worker's own client; tests pass theirs). */
+export async function runImageTask(task: ImageTask, storage: Storage | undefined): Promise<TaskResult> {
   const signal = AbortSignal.timeout(task.limits.timeoutMs);
   try {
     if ('bytes' in task.input) {
@@ -83,19 +92,23 @@ export default async function image(task: ImageTask): Promise<TaskResult> {
       if (task.outputKey === undefined) return { ok: true, output, bytes: move(data) as Uint8Array };
       return { ok: false, error: { code: 'INTERNAL', message: 'bytes input with an output key is not supported' } };
     }
-    if (task.outputKey === undefined) return { ok: false, error: { code: 'INTERNAL', message: 'storage input needs an output key' } };
-    const storage = workerStorage(task.storage);
-    const src = await storage.get(task.input.key, { signal });
-    const img = transformer(task);
-    let info: OutputInfo | undefined;
-    img.once('info', (i: OutputInfo) => (info = i));
-    const sum = digest();
-    const outputKey = task.outputKey;
-    await pipeline(src.body, img, sum.stage, async (body: AsyncIterable<Uint8Array>) => {
-      await storage.put(outputKey, body, { contentType: MIME[task.format].mime, signal });
-    });
-    const { size, sha256 } = sum.result();
-    return { ok: true, output: { size, sha256, ...MIME[task.format], ...dims(info), inputSize: src.size } };
+    if (task.outputKey === undefined || !storage) return { ok: false, error: { code: 'INTERNAL', message: 'storage input needs an output key' } };
+    // A path, not a stream: sharp would gather a stream whole in memory first (image-input.ts).
+    const input = await openImageInput(storage, task.input.key, { dir: task.spoolDir ?? tmpdir(), signal });
+    try {
+      const img = transformer(task, input.file);
+      let info: OutputInfo | undefined;
+      img.once('info', (i: OutputInfo) => (info = i));
+      const sum = digest();
+      const outputKey = task.outputKey;
+      await pipeline(img, sum.stage, async (body: AsyncIterable<Uint8Array>) => {
+        await storage.put(outputKey, body, { contentType: MIME[task.format].mime, signal });
+      });
+      const { size, sha256 } = sum.result();
+      return { ok: true, output: { size, sha256, ...MIME[task.format], ...dims(info), inputSize: input.size } };
+    } finally {
+      await input.release();
+    }
   } catch (err) {
     // The time limit aborts storage reads and writes as well as sharp: whichever noticed first, it is a timeout.
     if (signal.aborted) return { ok: false, error: { code: 'JOB_TIMEOUT', message: `The image job exceeded its ${task.limits.timeoutMs} ms time limit` } };

@@ -26,6 +26,8 @@ export interface ImageTask {
   /** Write the output here; absent: return its bytes (transferred). */
   outputKey?: string;
   format: ImageFormat;
+  /** Where an S3 original is spooled for libvips (image-input.ts); default the OS temp dir. */
+  spoolDir?: string;
   /** Fit inside size × size, never enlarged; absent: full size. */
   size?: number;
   limits: ImageLimits;

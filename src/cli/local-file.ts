@@ -74,24 +74,34 @@ export class BufferPool {
 /** Reads a whole file of `size` bytes (≤ the pool's size) into a pooled buffer. */
 export async function readWhole(path: string, size: number, pool: BufferPool): Promise<{ buf: Buffer; data: Buffer }> {
   const buf = pool.take();
+  try {
+    await readInto(path, size, buf, 0);
+  } catch (err) {
+    pool.give(buf);
+    throw err;
+  }
+  return { buf, data: buf.subarray(0, size) };
+}
+
+const ONE_BYTE = Buffer.alloc(1);
+
+/** Reads a whole file of exactly `size` bytes into `target` at `offset`; FileShrank if it is shorter or longer. */
+export async function readInto(path: string, size: number, target: Buffer, offset: number): Promise<Buffer> {
   const fh = await open(path, 'r');
   try {
     let pos = 0;
     while (pos < size) {
-      const { bytesRead } = await fh.read(buf, pos, size - pos, pos);
+      const { bytesRead } = await fh.read(target, offset + pos, size - pos, pos);
       if (bytesRead === 0) throw new FileShrank();
       pos += bytesRead;
     }
     // One more byte would mean the file grew since it was stat'ed.
-    const { bytesRead } = await fh.read(Buffer.alloc(1), 0, 1, size);
+    const { bytesRead } = await fh.read(ONE_BYTE, 0, 1, size);
     if (bytesRead !== 0) throw new FileShrank('the file grew');
-  } catch (err) {
-    pool.give(buf);
-    throw err;
   } finally {
     await fh.close();
   }
-  return { buf, data: buf.subarray(0, size) };
+  return target.subarray(offset, offset + size);
 }
 
 /**

@@ -47,7 +47,7 @@ function withServer(cmd: Command): Command {
 
 function withTransfer(cmd: Command): Command {
   return cmd
-    .option('-c, --concurrency <n>', 'files in flight at once', positiveInt(256), 8)
+    .option('-c, --concurrency <n>', 'requests in flight at once (upload: default from the server\'s GET /v1/limits, else 8)', positiveInt(256), 8)
     .option('--retries <n>', 'retries per file on network errors, 408, 429, 502, 503, 504', nonNegativeInt, 5)
     .option('--retry-base-ms <ms>', 'first backoff delay; doubles per retry, with jitter (Retry-After wins)', nonNegativeInt, 500)
     .option('--json', 'NDJSON on stdout: one object per file, then a summary', false)
@@ -91,7 +91,9 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option('--checksum', 'skip a file only if its sha256 also matches the journal (reads every file)', false)
     .option('--buffer-max <bytes>', 'files up to this size are read whole, once', bytes, MiB)
     .option('--hash-first-max <bytes>', 'files up to this size are hashed before sending so the server verifies before commit; larger ones are hashed in the same pass and checked against the answer', bytes, 64 * MiB)
-    .action(async (paths: string[], o: TransferFlags & { process?: string; include: string[]; exclude: string[]; followSymlinks: boolean; state: string | false; force: boolean; checksum: boolean; bufferMax: number; hashFirstMax: number }) => {
+    .option('--batch-max <bytes>', 'files up to this size go several per request (0: one file per request)', bytes, 256 * 1024)
+    .option('--batch-bytes <bytes>', 'body size of one batch request, at most (and at most the server\'s limit)', bytes, 4 * MiB)
+    .action(async (paths: string[], o: TransferFlags & { process?: string; include: string[]; exclude: string[]; followSymlinks: boolean; state: string | false; force: boolean; checksum: boolean; bufferMax: number; hashFirstMax: number; batchMax: number; batchBytes: number }, cmd: Command) => {
       setExit(
         await runUpload(
           {
@@ -99,6 +101,9 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
             server: o.server,
             token: o.token,
             concurrency: o.concurrency,
+            concurrencyGiven: cmd.getOptionValueSource('concurrency') !== 'default',
+            batchMax: o.batchMax,
+            batchBytes: Math.max(64 * 1024, o.batchBytes),
             retry: retryPolicy(o),
             state: o.state === false ? undefined : o.state,
             json: o.json,

@@ -73,14 +73,34 @@ export async function findCommitted(
   sinceMs: number,
   signal: AbortSignal,
 ): Promise<string | undefined> {
+  return (await findCommittedMany(client, [want], sinceMs, signal))[0];
+}
+
+/** findCommitted for the files of one request (a batch): their ids, in order, undefined where not found. */
+export async function findCommittedMany(
+  client: ApiClient,
+  wants: readonly { path: string; size: number; sha256: string }[],
+  sinceMs: number,
+  signal: AbortSignal,
+): Promise<(string | undefined)[]> {
   const since = client.clockOffsetMs === undefined ? sinceMs - CLOCK_SKEW_MS : sinceMs + client.clockOffsetMs - 2000;
-  const k = matchKey(want.path, want.size, want.sha256);
-  let id: string | undefined;
-  await listSince(client, since, signal, async (f) => {
-    if (matchKey(f.path ?? f.name, f.size, f.sha256) === k) id = f.id;
-    return id === undefined;
+  const waiting = new Map<string, number[]>();
+  wants.forEach((w, i) => {
+    const k = matchKey(w.path, w.size, w.sha256);
+    waiting.set(k, [...(waiting.get(k) ?? []), i]);
   });
-  return id;
+  const ids: (string | undefined)[] = wants.map(() => undefined);
+  let left = wants.length;
+  await listSince(client, since, signal, async (f) => {
+    const k = matchKey(f.path ?? f.name, f.size, f.sha256);
+    const i = waiting.get(k)?.shift();
+    if (i !== undefined) {
+      ids[i] = f.id;
+      left--;
+    }
+    return left > 0;
+  });
+  return ids;
 }
 
 /** Pages through files created since `sinceMs` (server clock), oldest first, while `visit` returns true. */

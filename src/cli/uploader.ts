@@ -59,7 +59,7 @@ export interface FileResult {
   error?: { code: string; message: string };
 }
 
-interface ServerFile {
+export interface ServerFile {
   id: string;
   name: string;
   size: number;
@@ -67,21 +67,36 @@ interface ServerFile {
   createdAt: string;
 }
 
-export async function uploadFile(ctx: UploadContext, file: LocalFile): Promise<FileResult> {
-  const started = performance.now();
-  const server = ctx.client.server;
+/**
+ * The result of a file that needs no request: skipped (the journal has it
+ * done, unchanged) or failed (a path the server would refuse). Undefined: upload it.
+ */
+export async function settledWithoutRequest(ctx: Pick<UploadContext, 'client' | 'journal' | 'opts' | 'signal'>, file: LocalFile): Promise<FileResult | undefined> {
   const base = { type: 'file' as const, path: file.display, size: file.size };
-  const rec = { server, path: file.abs, size: file.size, mtimeMs: file.mtimeMs };
-  const prior = ctx.journal?.lookup(server, file.abs)?.done;
+  const prior = ctx.journal?.lookup(ctx.client.server, file.abs)?.done;
   if (!ctx.opts.force && prior && prior.size === file.size && prior.mtimeMs === file.mtimeMs) {
     // An unreadable file is not "the same": it goes on to the upload, which reports why.
     const same = !ctx.opts.checksum || (await sha256File(file.abs, ctx.signal).then((h) => h.sha256, () => undefined)) === prior.sha256;
     if (same) return { ...base, status: 'skipped', reason: 'state', ...(prior.id ? { id: prior.id } : {}), ...(prior.sha256 ? { sha256: prior.sha256 } : {}) };
   }
-
   // The server would refuse it too (INVALID_PATH): say so without a request.
   const bad = pathProblem(file.remote);
   if (bad) return { ...base, status: 'failed', error: { code: 'INVALID_PATH', message: `the path ${JSON.stringify(file.remote)} ${bad}` } };
+  return undefined;
+}
+
+export function journalRecord(server: string, file: LocalFile) {
+  return { server, path: file.abs, size: file.size, mtimeMs: file.mtimeMs };
+}
+
+/** One file on its own request; `checked`: settledWithoutRequest already ran. */
+export async function uploadFile(ctx: UploadContext, file: LocalFile, checked = false): Promise<FileResult> {
+  const started = performance.now();
+  const server = ctx.client.server;
+  const base = { type: 'file' as const, path: file.display, size: file.size };
+  const rec = journalRecord(server, file);
+  const settled = checked ? undefined : await settledWithoutRequest(ctx, file);
+  if (settled) return settled;
 
   await ctx.journal?.begin(rec);
   let attempts = 0;
@@ -197,17 +212,17 @@ async function attempt(ctx: UploadContext, file: LocalFile): Promise<{ id: strin
 }
 
 /** A local failure (the file vanished, EACCES, ...): the request body never completed, so nothing was committed. */
-function localError(e: unknown): CliError {
+export function localError(e: unknown): CliError {
   const errno = e as NodeJS.ErrnoException;
   const code = typeof errno?.code === 'string' && typeof errno.syscall === 'string' ? errno.code : 'CLIENT_ERROR';
   return new CliError(code, e instanceof Error ? e.message : String(e), { settled: code !== 'CLIENT_ERROR', cause: e });
 }
 
-function fileChanged(settled: boolean): CliError {
+export function fileChanged(settled: boolean): CliError {
   return new CliError('FILE_CHANGED', 'the file changed while it was being uploaded; run again to upload the new version', { settled });
 }
 
-async function deleteQuietly(ctx: UploadContext, id: string): Promise<boolean> {
+export async function deleteQuietly(ctx: Pick<UploadContext, 'client'>, id: string): Promise<boolean> {
   try {
     const res = await ctx.client.request({ method: 'DELETE', path: `/v1/files/${encodeURIComponent(id)}` });
     await res.body.dump();

@@ -18,13 +18,13 @@ import { pipeline } from 'node:stream/promises';
 import AsyncLock from 'async-lock';
 import { SluiceError } from '../errors.ts';
 import type {
-  ConditionalWrites, GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, StaleUploadSweeper, Storage,
-  WriteCondition,
+  ConditionalWrites, GetOptions, GetResult, ListOptions, ListResult, LocalFiles, ObjectInfo, PutOptions, PutResult, StaleUploadSweeper,
+  Storage, WriteCondition,
 } from './storage.ts';
 
 const TEMP_MARK = '.sluice-tmp-';
 
-export class FsStorage implements Storage, StaleUploadSweeper, ConditionalWrites {
+export class FsStorage implements Storage, StaleUploadSweeper, ConditionalWrites, LocalFiles {
   readonly kind = 'fs';
   // Write-stream buffer plus the stages' in-flight chunks.
   readonly bufferedBytesPerPut = 1024 * 1024;
@@ -131,6 +131,16 @@ export class FsStorage implements Storage, StaleUploadSweeper, ConditionalWrites
     }
     const body = fh.createReadStream(range ? { start: range.start, end: Math.min(range.end, size - 1), signal: opts.signal } : { signal: opts.signal });
     return { body, size, etag: etagOf(st) };
+  }
+
+  async localFile(key: string): Promise<{ file: string; size: number }> {
+    const file = this.#path(key);
+    const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new SluiceError('FILE_NOT_FOUND');
+      throw err;
+    });
+    if (!st.isFile()) throw new SluiceError('FILE_NOT_FOUND');
+    return { file, size: st.size };
   }
 
   async head(key: string): Promise<ObjectInfo | null> {

@@ -1,13 +1,13 @@
 // A Storage that records latency, errors and bytes of every operation of the
 // storage it wraps, so adapters stay free of metrics. Optional capabilities
-// (sweepStale, putIf) are passed through only where the wrapped storage has them.
+// (sweepStale, putIf, localFile) are passed through only where the wrapped storage has them.
 
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isSluiceError } from '../errors.ts';
 import type { SluiceMetrics } from '../metrics.ts';
 import {
-  canObserveRequests, canSweepStale, canWriteConditionally, type ConditionalWrites, type GetOptions, type GetResult, type ListOptions,
+  canObserveRequests, canSweepStale, canWriteConditionally, hasLocalFiles, type ConditionalWrites, type LocalFiles, type GetOptions, type GetResult, type ListOptions,
   type ListResult, type ObjectInfo, type PutOptions, type PutResult, type StaleUploadSweeper, type Storage,
 } from './storage.ts';
 
@@ -18,10 +18,13 @@ export class InstrumentedStorage implements Storage {
   readonly #m: SluiceMetrics;
   readonly sweepStale?: StaleUploadSweeper['sweepStale'];
   readonly putIf?: ConditionalWrites['putIf'];
+  readonly localFile?: LocalFiles['localFile'];
 
   constructor(inner: Storage, metrics: SluiceMetrics) {
     this.inner = inner;
     this.#m = metrics;
+    // Finding an object's file is a metadata look-up (stat), so it is timed as a head.
+    if (hasLocalFiles(inner)) this.localFile = (key) => this.#timed('head', () => inner.localFile(key));
     if (canSweepStale(inner)) this.sweepStale = (opts) => this.#timed('sweep', () => inner.sweepStale(opts));
     if (canWriteConditionally(inner)) {
       // Timed as a put; a refused condition is an outcome (conflict), not a storage fault.

@@ -148,6 +148,20 @@ export function canObserveRequests(s: Storage): s is Storage & RequestObserver {
   return typeof (s as Partial<RequestObserver>).observeRequests === 'function';
 }
 
+/**
+ * Optional: backends whose objects are files on this machine. A reader that
+ * needs a file (libvips decodes a path sequentially, while a stream given to
+ * sharp is first gathered whole in memory) uses it instead of a copy.
+ */
+export interface LocalFiles {
+  /** The object's file, for reading only; rejects with FILE_NOT_FOUND when absent. */
+  localFile(key: string): Promise<{ file: string; size: number }>;
+}
+
+export function hasLocalFiles(s: Storage): s is Storage & LocalFiles {
+  return typeof (s as Partial<LocalFiles>).localFile === 'function';
+}
+
 export function canSweepStale(s: Storage): s is Storage & StaleUploadSweeper {
   return typeof (s as Partial<StaleUploadSweeper>).sweepStale === 'function';
 }

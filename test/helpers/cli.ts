@@ -88,6 +88,7 @@ export async function writeTree(root: string, files: Record<string, Buffer | str
 export interface ListedFile {
   id: string;
   name: string;
+  path: string;
   size: number;
   sha256: string;
 }

@@ -9,6 +9,7 @@ import { getContentRoute } from './get-content.ts';
 import { getFileRoute } from './get-file.ts';
 import { healthRoutes } from './health.ts';
 import { listFilesRoute } from './list-files.ts';
+import { getLimitsRoute } from './get-limits.ts';
 import { metricsRoute } from './metrics.ts';
 import { uploadMultipartRoute } from './upload-multipart.ts';
 import { uploadRawRoute } from './upload-raw.ts';
@@ -42,6 +43,7 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
     await scope.register(tusUploadsRoute, opts); // resumable uploads (tus)
   });
   await app.register(listFilesRoute, opts);
+  await app.register(getLimitsRoute, opts);
   await app.register(getFileRoute, opts);
   await app.register(getContentRoute, opts);
   await app.register(deleteFileRoute, opts);
