@@ -19,7 +19,13 @@ import { until } from './helpers/wait.ts';
 type SlowStorage = Storage & { consumed: number; active: number; maxActive: number };
 
 function slowStorage(inner: FsStorage, bytesPerSec: number): SlowStorage {
+  // Every other method runs on the real adapter itself: FsStorage keeps private state (#fields),
+  // which a method called with another `this` cannot reach (manifests go through putIf).
   const slow = Object.create(inner) as SlowStorage;
+  for (const name of Object.getOwnPropertyNames(FsStorage.prototype)) {
+    const member = (inner as unknown as Record<string, unknown>)[name];
+    if (name !== 'constructor' && typeof member === 'function') Object.assign(slow, { [name]: (member as (...a: unknown[]) => unknown).bind(inner) });
+  }
   Object.assign(slow, { consumed: 0, active: 0, maxActive: 0 });
   slow.put = async (key: string, body: AsyncIterable<Uint8Array>, opts: PutOptions) => {
     const original = key.endsWith('/original');
