@@ -291,8 +291,6 @@ const envSchema = z.object({
   SLUICE_REDIS_LIMITS_ON_ERROR: z.enum(['open', 'closed']).default('open'),
   /** Lifetime of a tenant's upload slot in Redis, renewed every third of it while the upload runs; a dead node's slots free within it. */
   SLUICE_UPLOAD_LEASE_MS: int(1000, 10 * 60_000).default(30_000),
-  /** A BullMQ job whose worker stops renewing its lock this long is stalled and handed to another worker. */
-  SLUICE_JOBS_LOCK_MS: int(1000, 10 * 60_000).default(30_000),
   // --- end beyond one machine ---
 });
 
@@ -415,7 +413,6 @@ function redisConfig(e: ParsedEnv) {
     prefix: e.SLUICE_REDIS_PREFIX,
     limitsOnError: e.SLUICE_REDIS_LIMITS_ON_ERROR,
     uploadLeaseMs: e.SLUICE_UPLOAD_LEASE_MS,
-    jobLockMs: e.SLUICE_JOBS_LOCK_MS,
   };
 }
 
