@@ -47,7 +47,8 @@ describe(`sluice upload through a service that is briefly unavailable (${backend
   it('retries after Retry-After and completes', async () => {
     refusedAt = [];
     const started = Date.now();
-    const run = await runCli(['upload', 'in', '--server', proxy.url, '--json', '-c', '2', '--retries', '6'], { cwd: dir });
+    // One file per request (--batch-max 0): this is about per-file retries; batches are test/cli-batch.test.ts.
+    const run = await runCli(['upload', 'in', '--server', proxy.url, '--json', '-c', '2', '--retries', '6', '--batch-max', '0'], { cwd: dir });
     assert.equal(run.code, 0, run.stdout + run.stderr);
     const results = fileLines(run);
     assert.equal(results.length, FILES);

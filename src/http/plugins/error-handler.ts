@@ -34,8 +34,8 @@ export function toSluiceError(err: unknown): SluiceError {
  * Closing at once, on unread data, makes the kernel answer the client's next
  * segment with RST, and a client still writing then gets EPIPE and loses the
  * answer already on its way (seen about once in 100,000 fuzz requests). Past
- * the bounds the connection is closed anyway, so a huge body is never read to
- * the end.
+ * either bound the connection is half-closed (the answer, then FIN) and, one
+ * more LINGER_MS later, closed, so a huge body is never read to the end.
  */
 const LINGER_MS = 2000;
 const LINGER_BYTES = 1024 * 1024;
@@ -44,24 +44,34 @@ function lingerThenClose(request: FastifyRequest, reply: FastifyReply): void {
   const req = request.raw;
   let seen = 0;
   let ending = false;
-  const close = () => {
-    clearTimeout(timer);
-    req.socket.destroy();
+  let timer: NodeJS.Timeout;
+  // Half-close: FIN after the answer, while the rest of the body is still read and
+  // dropped, so the client reads the answer before any RST. Then a hard close.
+  const halfClose = () => {
+    if (ending) return;
+    ending = true;
+    if (reply.raw.writableFinished) req.socket.end();
+    else reply.raw.once('finish', () => req.socket.end());
   };
-  const timer = setTimeout(close, LINGER_MS);
-  timer.unref();
+  const arm = (ms: number, then: () => void) => {
+    clearTimeout(timer);
+    timer = setTimeout(then, ms);
+    timer.unref();
+  };
+  // A slow client (or a loaded machine) reaching the time bound gets the same
+  // half-close as one past the byte bound, and LINGER_MS more before the socket is
+  // destroyed: destroying at once on unread data lost the answer (fuzz test, in CI).
+  arm(LINGER_MS, () => {
+    halfClose();
+    arm(LINGER_MS, () => req.socket.destroy());
+  });
   // A stage's async iterator may have left a 'readable' listener, which makes
   // resume() a no-op: drop it so the rest of the body really drains.
   req.removeAllListeners('readable');
   req.on('data', (chunk: Buffer) => {
     seen += chunk.length;
-    // Past the byte bound, half-close: FIN after the answer, no RST on the client's
-    // unread data. The timer still ends the connection if the client keeps sending.
-    if (seen > LINGER_BYTES && !ending) {
-      ending = true;
-      if (reply.raw.writableFinished) req.socket.end();
-      else reply.raw.once('finish', () => req.socket.end());
-    }
+    // Past the byte bound, half-close; the timer still ends the connection if the client keeps sending.
+    if (seen > LINGER_BYTES) halfClose();
   });
   req.once('end', () => clearTimeout(timer));
   req.socket.once('close', () => clearTimeout(timer));
