@@ -68,9 +68,9 @@ describe('limits and revocations shared through Redis, two ingest nodes', { time
     const [a, b] = cluster.nodes;
     const headers = { authorization: `Bearer ${await hsToken({ sub: 'u', tenant: 'capped' })}` };
     const onA = heldUpload(a!.port, headers);
-    assert.equal(await onA.admitted, 100);
+    assert.equal(await onA.admitted, 100, onA.received());
     const onB = heldUpload(b!.port, headers);
-    assert.equal(await onB.admitted, 100);
+    assert.equal(await onB.admitted, 100, onB.received());
     const third = heldUpload(a!.port, headers);
     assert.equal(await third.admitted, 429);
     const fourth = heldUpload(b!.port, headers);

@@ -44,6 +44,8 @@ export interface HeldUpload {
   /** Send the rest of the body; resolves with the final status. */
   finish(): Promise<number>;
   destroy(): void;
+  /** Everything the server sent so far, for assertion messages. */
+  received(): string;
 }
 
 /** A PUT of `body.length` bytes with Expect: 100-continue; nothing is sent until finish(). */
@@ -55,10 +57,12 @@ export function heldUpload(port: number, headers: Record<string, string>, name =
     .join('');
   sock.write(`PUT /v1/files/${name} HTTP/1.1\r\n${head}\r\n`);
   let raw = '';
+  let all = '';
   const statuses: number[] = [];
   const waiters: ((s: number) => void)[] = [];
   sock.on('data', (d: Buffer) => {
     raw += d.toString('latin1');
+    all += d.toString('latin1');
     for (let m = /^HTTP\/1\.1 (\d{3})[^\r]*\r\n/.exec(raw); m; m = /^HTTP\/1\.1 (\d{3})[^\r]*\r\n/.exec(raw)) {
       const end = raw.indexOf('\r\n\r\n');
       if (end < 0) break;
@@ -83,5 +87,6 @@ export function heldUpload(port: number, headers: Record<string, string>, name =
       return s;
     },
     destroy: () => sock.destroy(),
+    received: () => all,
   };
 }
