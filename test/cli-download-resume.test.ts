@@ -19,7 +19,7 @@ describe(`sluice download with resume (${backend})`, () => {
   let srv: TestServer;
   let proxy: FaultProxy;
   let dir: string;
-  const data = Buffer.from(randomBytes(3 * 1024 * 1024).toString('base64')); // 4 MiB of text
+  const data = Buffer.from(`text\n${randomBytes(3 * 1024 * 1024).toString('base64')}`); // 4 MiB of text
   let id: string;
   before(async () => {
     srv = await startServer({ backend, label: 'cli-download' });
