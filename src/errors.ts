@@ -72,6 +72,21 @@ export const errorCatalogue = {
   CHECKSUM_ALGORITHM_UNSUPPORTED: { status: 400, message: 'The Upload-Checksum algorithm is not supported (use sha1, sha256 or md5)' },
   // 460 is the tus checksum extension's status; the PATCH's bytes were discarded.
   UPLOAD_CHECKSUM_MISMATCH: { status: 460, message: 'The PATCH body does not match its Upload-Checksum' },
+  // tus's own refusals (tus/protocol-errors.ts maps each of @tus/server's answers to one of these).
+  TUS_VERSION_REQUIRED: { status: 412, message: 'Tus-Resumable: 1.0.0 is required' },
+  TUS_HEADER_INVALID: { status: 400, message: 'A tus header is malformed' },
+  TUS_CONTENT_TYPE_REQUIRED: { status: 403, message: 'A PATCH needs Content-Type: application/offset+octet-stream' },
+  TUS_EXTENSION_UNSUPPORTED: { status: 501, message: 'This tus extension is not supported (concatenation: disable parallel uploads in the client)' },
+  UPLOAD_NOT_FOUND: { status: 404, message: 'No such upload' },
+  UPLOAD_EXPIRED: { status: 410, message: 'The upload has expired or was removed; start a new one' },
+  UPLOAD_OFFSET_REQUIRED: { status: 403, message: 'A PATCH needs an Upload-Offset header' },
+  UPLOAD_OFFSET_MISMATCH: { status: 409, message: 'Upload-Offset is not the upload\'s current offset; HEAD the upload and resume from its offset' },
+  UPLOAD_LENGTH_INVALID: { status: 400, message: 'Upload-Length (or Upload-Defer-Length: 1) is required, and once set cannot change' },
+  UPLOAD_LENGTH_EXCEEDED: { status: 413, message: 'The bytes would go past the upload\'s Upload-Length' },
+  UPLOAD_METADATA_INVALID: { status: 400, message: 'Upload-Metadata must be comma-separated "key base64value" pairs with unique keys' },
+  UPLOAD_SUPERSEDED: { status: 400, message: 'A newer request for this upload took it over; HEAD the upload and resume' },
+  UPLOAD_ALREADY_COMPLETE: { status: 400, message: 'A completed upload cannot be terminated' },
+  UPLOAD_LOCKED: { status: 423, message: 'Another request is writing this upload; retry' },
 
   // --- beyond one machine (issue 11): shared limits in Redis ---
   LIMITS_UNAVAILABLE: { status: 503, message: 'The shared limits store is unreachable; retry later' },

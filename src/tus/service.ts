@@ -18,6 +18,7 @@ import { baseStorage } from '../storage/instrumented.ts';
 import { S3Storage, translate } from '../storage/s3.ts';
 import { bytesOf, type Storage } from '../storage/storage.ts';
 import { finishUpload, removeUpload } from './finish.ts';
+import { fromTusError } from './protocol-errors.ts';
 import { lockKey, parseUploadKey, pendingKey, uploadKey, type UploadRef } from './keys.ts';
 import { S3Locker } from './s3-locker.ts';
 import { createTusStore, type TusStore } from './store.ts';
@@ -156,6 +157,12 @@ export function createTusService(deps: TusDeps): TusService {
       if (isSluiceError(err)) {
         if (ctx) ctx.error = err;
         return { status_code: err.status, body: err.message };
+      }
+      const tus = fromTusError(err);
+      if (tus) {
+        // One of tus's protocol answers: rendered as our JSON error by the route.
+        if (ctx) ctx.error = tus;
+        return undefined;
       }
       if (err instanceof Error) {
         // Not one of tus's protocol answers ({ status_code, body }): a storage or programming failure.

@@ -178,14 +178,14 @@ class GuardedStore extends DataStore implements TusStore {
       this.digests.start(id);
       body = await this.#admitFirstBytes(id, guarded);
     }
-    // The fs store reports every failure as FILE_WRITE_ERROR: note our own refusal on the way out.
-    let refusal: SluiceError | undefined;
+    // The fs store reports every failure as FILE_WRITE_ERROR: note our own errors (a refusal, the idle timeout) on the way out.
+    let ours: SluiceError | undefined;
     const tracked = this.digests.track(id, offset, body);
     const noted = (async function* () {
       try {
         yield* tracked;
       } catch (err) {
-        refusal = refusalIn(err);
+        ours = isSluiceError(err) ? err : undefined;
         throw err;
       }
     })();
@@ -195,12 +195,12 @@ class GuardedStore extends DataStore implements TusStore {
       return stored;
     } catch (err) {
       this.digests.drop(id);
-      const ours = refusal ?? refusalIn(err);
-      if (ours) {
+      const refusal = refusalIn(ours) ?? refusalIn(err);
+      if (refusal) {
         await this.#hooks.onRefused(id);
-        throw ours;
+        throw refusal;
       }
-      throw err;
+      throw ours ?? err;
     }
   }
 

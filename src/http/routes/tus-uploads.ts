@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TUS_RESUMABLE } from '@tus/utils';
 import { CHECKSUM_ALGORITHMS, parseUploadChecksum, spoolVerified, type SpooledBody } from '../../tus/checksum.ts';
+import { fromTusAnswer, fromTusError } from '../../tus/protocol-errors.ts';
 import { TUS_PATH, createTusService, type TusRequestContext } from '../../tus/service.ts';
 import type { RouteOptions } from './index.ts';
 
@@ -79,10 +80,13 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
       const ctx: TusRequestContext = { tenant: request.tenant, log: request.log };
       tus.contexts.set(webRequest, ctx);
       const res = await tus.server.handleWeb(webRequest);
-      if (ctx.error !== undefined) throw ctx.error;
+      // tus's headers (Tus-Resumable, CORS, Connection: close after an abort) go on every answer, errors too.
       res.headers.forEach((value, name) => {
-        if (name !== 'content-length') reply.header(name, value);
+        if (name !== 'content-length' && name !== 'content-type') reply.header(name, value);
       });
+      if (ctx.error !== undefined) throw ctx.error;
+      // Answers @tus/server writes itself (412, a malformed tus header): the same JSON errors.
+      if (res.status >= 400) throw fromTusAnswer(res.status, await res.text());
       if (request.method === 'HEAD' && res.status === 200 && id !== undefined && isComplete(res.headers)) {
         // Every byte is here: name the file, committing it now if its finish failed before
         // (tus-js-client resumes with HEAD and, on a complete upload, sends no PATCH).
@@ -91,6 +95,9 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
       if (request.method === 'OPTIONS') reply.header('tus-checksum-algorithm', CHECKSUM_ALGORITHMS.join(','));
       const text = res.body ? await res.text() : '';
       return reply.code(res.status).send(text === '' ? undefined : text);
+    } catch (err) {
+      // The locker's timeout reaches here from settleComplete, outside @tus/server.
+      throw fromTusError(err) ?? err;
     } finally {
       await spooled?.remove();
     }
