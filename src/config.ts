@@ -291,6 +291,8 @@ const envSchema = z.object({
   SLUICE_REDIS_LIMITS_ON_ERROR: z.enum(['open', 'closed']).default('open'),
   /** Lifetime of a tenant's upload slot in Redis, renewed every third of it while the upload runs; a dead node's slots free within it. */
   SLUICE_UPLOAD_LEASE_MS: int(1000, 10 * 60_000).default(30_000),
+  /** BullMQ job lock, renewed by its worker every half; also the stalled-job check interval. A killed worker's jobs go to another within about twice this. */
+  SLUICE_JOBS_LOCK_MS: int(500, 10 * 60_000).default(30_000),
   // --- end beyond one machine ---
 });
 
@@ -413,6 +415,8 @@ function redisConfig(e: ParsedEnv) {
     prefix: e.SLUICE_REDIS_PREFIX,
     limitsOnError: e.SLUICE_REDIS_LIMITS_ON_ERROR,
     uploadLeaseMs: e.SLUICE_UPLOAD_LEASE_MS,
+    /** BullMQ lockDuration and stalledInterval of the job workers. */
+    jobLockMs: e.SLUICE_JOBS_LOCK_MS,
   };
 }
 

@@ -58,9 +58,13 @@ const storage = createStorage(config);
 const base = defaultDeps(config, storage, log);
 // Processing jobs: started before listening, so recovered work begins at once.
 // An ingest node (issue 11) runs no pool: its commits leave markers (and, with Redis,
-// BullMQ jobs) for the worker nodes.
-const jobs = config.role === 'ingest' ? undefined : new JobService({ config, storage, log: log.child({ component: 'jobs' }) });
+// BullMQ jobs it enqueues) for the worker nodes.
+const jobs =
+  config.role === 'ingest' && !config.redis
+    ? undefined
+    : new JobService({ config, storage, log: log.child({ component: 'jobs' }), onRedisError: () => base.metrics?.redisErrors.inc({ connection: 'bullmq' }) });
 await jobs?.start();
+if (jobs) base.metrics?.setSources({ jobs: () => jobs.stats(), queues: () => jobs.queueCounts() });
 const deps = {
   ...base,
   ...(jobs ? { jobs } : {}),

@@ -9,7 +9,7 @@
 import type { Storage } from '../storage/storage.ts';
 import type { CoreLog } from '../core/ingest.ts';
 import { markerRoot, parseMarkerKey } from '../core/jobs.ts';
-import type { FileHandler, FileQueue, FileRef, QueueStats } from './queue.ts';
+import type { FileHandler, FileQueue, FileRef, QueueHandlers, QueueStats } from './queue.ts';
 
 export interface EmbeddedQueueOptions {
   storage: Storage;
@@ -41,8 +41,8 @@ export class EmbeddedQueue implements FileQueue {
     this.#opts = opts;
   }
 
-  async start(handler: FileHandler): Promise<void> {
-    this.#handler = handler;
+  async start(handlers: QueueHandlers): Promise<void> {
+    this.#handler = handlers.file;
     void this.rescan();
     this.#timer = setInterval(() => void this.rescan(), this.#opts.rescanMs).unref();
   }

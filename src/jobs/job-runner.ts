@@ -17,7 +17,7 @@ import type { JobPool } from './pool.ts';
 import { buildTask, toVariant } from './tasks.ts';
 
 /** Errors worth another attempt; the rest (bad image, missing original) fail at once. */
-const TRANSIENT: ReadonlySet<string> = new Set<ErrorCode>(['JOB_TIMEOUT', 'STORAGE_UNAVAILABLE', 'INTERNAL']);
+export const TRANSIENT: ReadonlySet<string> = new Set<ErrorCode>(['JOB_TIMEOUT', 'STORAGE_UNAVAILABLE', 'INTERNAL']);
 /** Retry backoff: 1 s doubling per attempt, capped here. */
 const MAX_BACKOFF_MS = 30_000;
 
@@ -103,6 +103,17 @@ export class JobRunner {
       await save();
       return;
     }
+  }
+
+  /** Jobs done and failed, counted by a caller that runs jobs one at a time (the BullMQ steps). */
+  count(outcome: 'done' | 'failed'): void {
+    if (outcome === 'done') this.#completed++;
+    else this.#failed++;
+  }
+
+  /** One attempt of one job on the pool, with no retry and no manifest write: the BullMQ steps run jobs this way. */
+  runTask(spec: JobSpec, m: Manifest): Promise<TaskResult> {
+    return this.#runTask(spec, m);
   }
 
   async #runTask(spec: JobSpec, m: Manifest): Promise<TaskResult> {

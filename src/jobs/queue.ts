@@ -16,6 +16,8 @@ export interface FileRef {
   id: string;
   /** When the marker was written, if known (from a listing). */
   markedAt?: Date;
+  /** Names of the file's unfinished jobs, when the caller knows them (a commit hands its manifest). */
+  jobs?: readonly string[];
 }
 
 /**
@@ -25,6 +27,25 @@ export interface FileRef {
  * no-op.
  */
 export type FileHandler = (ref: FileRef, releaseSlot: () => void) => Promise<void>;
+
+/**
+ * What a queue that schedules each job of a file apart (BullMQ) runs: one job
+ * step, one webhook step, and the reading of a marker for reconcile
+ * (file-steps.ts implements them).
+ */
+export interface FileStepHandlers {
+  pending(ref: FileRef): Promise<{ jobs: string[]; webhook: boolean } | null>;
+  runJob(ref: FileRef, name: string): Promise<'open' | 'webhook' | 'finished'>;
+  deliver(ref: FileRef): Promise<void>;
+}
+
+/** The service offers both granularities; each queue takes the one it schedules. */
+export interface QueueHandlers {
+  /** All of a file's work in one call (the embedded queue). */
+  file: FileHandler;
+  /** One step at a time (BullMQ). */
+  steps: FileStepHandlers;
+}
 
 export interface QueueStats {
   /** Files waiting in memory for a processing slot. */
@@ -39,7 +60,7 @@ export interface QueueStats {
 
 export interface FileQueue {
   /** Begin handing files to `handler`, and recover the pending work from storage. */
-  start(handler: FileHandler): Promise<void>;
+  start(handlers: QueueHandlers): Promise<void>;
   add(refs: readonly FileRef[]): void;
   /** Look for pending work in storage that is not in hand. Never rejects. */
   rescan(): Promise<void>;
@@ -48,4 +69,8 @@ export interface FileQueue {
   /** Resolves once every handler in flight has settled. */
   idle(): Promise<void>;
   stats(): QueueStats;
+  /** Release connections, after idle(). */
+  close?(): Promise<void>;
+  /** Jobs per queue and state in a shared engine, for /metrics. */
+  counts?(): Promise<readonly { queue: string; state: string; count: number }[]>;
 }

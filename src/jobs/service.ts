@@ -22,7 +22,9 @@ import type { Manifest } from '../core/manifest.ts';
 import type { Storage } from '../storage/storage.ts';
 import { FileGone, LeftPending, type StopSignals } from './control.ts';
 import { WebhookDelivery } from './delivery.ts';
+import { BullmqQueue } from './bullmq-queue.ts';
 import { EmbeddedQueue } from './embedded-queue.ts';
+import { FileSteps } from './file-steps.ts';
 import { JobRunner } from './job-runner.ts';
 import { manifestSaver } from './manifest-save.ts';
 import { JobPool } from './pool.ts';
@@ -53,8 +55,10 @@ export interface JobServiceDeps {
   config: Readonly<Config>;
   storage: Storage;
   log: CoreLog & { child(bindings: Record<string, unknown>): CoreLog };
-  /** Where files wait for processing; the embedded queue when absent. */
+  /** Where files wait for processing; absent: BullMQ with SLUICE_REDIS_URL, else the embedded queue. */
   queue?: FileQueue;
+  /** Redis connection errors (sluice_redis_errors_total). */
+  onRedisError?: () => void;
 }
 
 /** A marker without a manifest this old is debris of a commit that never finished. */
@@ -71,6 +75,9 @@ export class JobService implements JobQueue {
   readonly #stop = new AbortController();
   readonly #signals: StopSignals = { closing: this.#closing.signal, stop: this.#stop.signal };
   readonly #delivery: WebhookDelivery;
+  readonly #steps: FileSteps;
+  /** False on an ingest node with Redis: it enqueues, workers run the jobs. */
+  readonly #runsPool: boolean;
   #pool: JobPool | undefined;
   #runner: JobRunner | undefined;
 
@@ -78,27 +85,57 @@ export class JobService implements JobQueue {
     this.#config = deps.config;
     this.#storage = deps.storage;
     this.#log = deps.log;
-    const { jobs } = deps.config;
-    this.#queue = deps.queue ?? new EmbeddedQueue({
+    const { jobs, redis } = deps.config;
+    this.#runsPool = deps.config.role !== 'ingest';
+    this.#steps = new FileSteps({ config: deps.config, storage: deps.storage, runner: () => this.#runner, signals: this.#signals });
+    this.#queue = deps.queue ?? (redis ? new BullmqQueue({
+      redis,
+      storage: deps.storage,
+      keyPrefix: deps.config.keyPrefix,
+      log: deps.log,
+      consume: this.#runsPool,
+      concurrency: Math.max(1, jobs.poolSize * 2),
+      maxAttempts: jobs.maxAttempts,
+      webhook: jobs.webhook ? { maxAttempts: jobs.webhook.maxAttempts, backoffMs: jobs.webhook.backoffMs } : undefined,
+      lockMs: redis.jobLockMs,
+      rescanMs: jobs.rescanMs,
+      ...(deps.onRedisError ? { onRedisError: deps.onRedisError } : {}),
+    }) : new EmbeddedQueue({
       storage: deps.storage,
       keyPrefix: deps.config.keyPrefix,
       log: deps.log,
       queueMax: jobs.queueMax,
       maxActive: Math.max(1, jobs.poolSize * 2),
       rescanMs: jobs.rescanMs,
-    });
+    }));
     this.#delivery = new WebhookDelivery(jobs.webhook, jobs.queueMax, this.#signals);
   }
 
   async start(): Promise<void> {
     const { jobs } = this.#config;
-    this.#pool = await JobPool.start(jobs, this.#signals);
-    this.#runner = new JobRunner(this.#config, this.#pool, this.#signals);
+    if (this.#runsPool) {
+      this.#pool = await JobPool.start(jobs, this.#signals);
+      this.#runner = new JobRunner(this.#config, this.#pool, this.#signals);
+    }
+    const queue = this.#config.redis ? 'bullmq' : 'embedded';
     this.#log.info(
-      { jobs: { poolSize: jobs.poolSize, uvThreadpoolSize: jobs.uvThreadpoolSize, sharpConcurrency: this.#pool.sharpConcurrency, queueMax: jobs.queueMax, timeoutMs: jobs.timeoutMs, webhook: jobs.webhook !== undefined } },
+      { jobs: { queue, pool: this.#runsPool, poolSize: jobs.poolSize, uvThreadpoolSize: jobs.uvThreadpoolSize, sharpConcurrency: this.#pool?.sharpConcurrency ?? 0, queueMax: jobs.queueMax, timeoutMs: jobs.timeoutMs, webhook: jobs.webhook !== undefined } },
       'job service started',
     );
-    await this.#queue.start((ref, release) => this.#handle(ref, release));
+    const stepLog = (ref: FileRef, job?: string) => this.#log.child({ fileId: ref.id, tenant: ref.tenant, ...(job ? { job } : {}) });
+    await this.#queue.start({
+      file: (ref, release) => this.#handle(ref, release),
+      steps: {
+        pending: (ref) => this.#steps.pending(ref),
+        runJob: (ref, name) => this.#steps.runJob(ref, name, stepLog(ref, name)),
+        deliver: (ref) => this.#steps.deliver(ref, stepLog(ref)),
+      },
+    });
+  }
+
+  /** BullMQ queue counts for /metrics; empty with the embedded queue. */
+  async queueCounts(): Promise<readonly { queue: string; state: string; count: number }[]> {
+    return (await this.#queue.counts?.()) ?? [];
   }
 
   /** Wait for running work up to graceMs, then stop; whatever is left stays pending for the next start. */
@@ -110,6 +147,7 @@ export class JobService implements JobQueue {
     this.#stop.abort(new LeftPending('closing'));
     await this.#pool?.destroy();
     await Promise.race([this.#queue.idle(), sleep(SETTLE_BOUND_MS, undefined, { ref: false })]);
+    await this.#queue.close?.();
   }
 
   stats(): JobStats {
@@ -131,7 +169,11 @@ export class JobService implements JobQueue {
   }
 
   enqueue(files: readonly Manifest[]): void {
-    this.#queue.add(files.filter((m) => needsMarker(m, this.#config)).map((m) => ({ tenant: m.tenant, id: m.id })));
+    this.#queue.add(
+      files
+        .filter((m) => needsMarker(m, this.#config))
+        .map((m) => ({ tenant: m.tenant, id: m.id, jobs: Object.entries(m.jobs ?? {}).filter(([, j]) => j.state === 'pending').map(([n]) => n) })),
+    );
   }
 
   /** Look for pending work in storage now, without waiting for the next interval. */
