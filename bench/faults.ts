@@ -21,7 +21,8 @@ const cutClients = Number(arg('cut', '200'));
 const rounds = Number(arg('rounds', '20'));
 const inflight = Number(arg('inflight', '50'));
 // The restart's sweep removes everything older than this; the bench waits longer than it before restarting.
-const REAPER_MAX_AGE_MS = 1000;
+// Above the tus expiry and the upload deadline set below, as start-up requires.
+const REAPER_MAX_AGE_MS = 2500;
 
 async function cutUpload(port: number, head: Buffer): Promise<void> {
   const size = 256 * 1024 + Math.floor(Math.random() * 12 * MiB);
@@ -93,7 +94,7 @@ interface Ack {
 }
 
 async function phaseKill(head: Buffer) {
-  const reaperEnv = { SLUICE_REAPER_INTERVAL_MS: String(3600_000), SLUICE_REAPER_MAX_AGE_MS: String(REAPER_MAX_AGE_MS) };
+  const reaperEnv = { SLUICE_REAPER_INTERVAL_MS: String(3600_000), SLUICE_REAPER_MAX_AGE_MS: String(REAPER_MAX_AGE_MS), SLUICE_TUS_EXPIRY_MS: '1000', SLUICE_UPLOAD_DEADLINE_MS: '2000' };
   let srv = await startChild({ backend, label: 'bench-faults-kill', env: { ...BENCH_ENV, ...reaperEnv } });
   const reuse = { dataDir: srv.dataDir, bucket: srv.bucket, s3: srv.s3 };
   const acked: Ack[] = [];

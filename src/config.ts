@@ -106,6 +106,12 @@ const envSchema = z.object({
 
   /** An upload whose body sends nothing for this long is aborted with 408. */
   SLUICE_UPLOAD_IDLE_TIMEOUT_MS: int(100).default(30_000),
+  /**
+   * Total time one upload request (PUT, POST, tus PATCH) may take, from its headers to its
+   * answer; past it the body is cut off with 408 UPLOAD_DEADLINE_EXCEEDED (tus: the bytes
+   * stored so far stay resumable). The reaper relies on it: SLUICE_REAPER_MAX_AGE_MS must exceed it.
+   */
+  SLUICE_UPLOAD_DEADLINE_MS: int(1000).default(6 * 60 * 60_000),
   /** Time a client has to send the request headers (slowloris guard). */
   SLUICE_HEADERS_TIMEOUT_MS: int(100).default(10_000),
   /** Idle socket timeout outside uploads (keep-alive excepted). */
@@ -244,8 +250,11 @@ const envSchema = z.object({
   SLUICE_METRICS: bool.default(true),
   /** How often the reaper sweeps stale work (pending multipart uploads, temp files, uncommitted originals); 0 disables. */
   SLUICE_REAPER_INTERVAL_MS: int(0).default(60 * 60_000),
-  /** Stale work older than this is removed. Must exceed the longest upload: younger work may still be in flight. */
-  SLUICE_REAPER_MAX_AGE_MS: int(1000).default(24 * 60 * 60_000),
+  /**
+   * Stale work older than this is removed. Must exceed the longest upload, so start-up refuses
+   * a value not above SLUICE_TUS_EXPIRY_MS and SLUICE_UPLOAD_DEADLINE_MS.
+   */
+  SLUICE_REAPER_MAX_AGE_MS: int(1000).default(48 * 60 * 60_000),
   /** Shed load (503 + Retry-After) when the mean event-loop delay passes this; 0 disables. */
   SLUICE_SHED_EVENT_LOOP_DELAY_MS: int(0).default(1000),
   /** Shed load when V8 heap used passes this many bytes; 0 disables. */
@@ -397,6 +406,12 @@ function checkRelations(e: ParsedEnv, ctx: z.RefinementCtx): void {
       `refusing to listen on ${e.HOST} without authentication; set SLUICE_AUTH_JWT_SECRET, SLUICE_AUTH_JWKS_URL or SLUICE_AUTH_API_KEYS, or HOST=127.0.0.1 for local use`,
     );
   }
+  // The reaper removes folders without a manifest older than its max age: anything that may still be written to must be younger.
+  for (const other of ['SLUICE_TUS_EXPIRY_MS', 'SLUICE_UPLOAD_DEADLINE_MS'] as const) {
+    if (e.SLUICE_REAPER_MAX_AGE_MS <= e[other]) {
+      refuse('SLUICE_REAPER_MAX_AGE_MS', `${e.SLUICE_REAPER_MAX_AGE_MS} must exceed ${other} (${e[other]}), or the reaper removes uploads still in flight`);
+    }
+  }
   if (e.SLUICE_LINK_DEFAULT_TTL_S > e.SLUICE_LINK_MAX_TTL_S) refuse('SLUICE_LINK_DEFAULT_TTL_S', 'longer than SLUICE_LINK_MAX_TTL_S');
   if (e.SLUICE_ROLE === 'worker' && e.SLUICE_JOBS_POOL_SIZE === 0) refuse('SLUICE_JOBS_POOL_SIZE', 'a worker node (SLUICE_ROLE=worker) needs a pool');
 }
@@ -535,6 +550,8 @@ function toConfig(e: ParsedEnv) {
       headersMs: e.SLUICE_HEADERS_TIMEOUT_MS,
       socketMs: e.SLUICE_SOCKET_TIMEOUT_MS,
       uploadQueueMs: e.SLUICE_UPLOAD_QUEUE_TIMEOUT_MS,
+      /** Total time of one upload request (headers to answer). */
+      uploadDeadlineMs: e.SLUICE_UPLOAD_DEADLINE_MS,
     },
     uploadBufferBytes: e.SLUICE_UPLOAD_BUFFER_BYTES,
     /** Uploads read at once; 0: no cap. */

@@ -23,6 +23,7 @@ export const errorCatalogue = {
   // 408
   UPLOAD_TIMEOUT: { status: 408, message: 'The upload stalled and was aborted' },
   REQUEST_TIMEOUT: { status: 408, message: 'The request took too long to arrive' },
+  UPLOAD_DEADLINE_EXCEEDED: { status: 408, message: 'The upload request ran past its total deadline and was aborted' },
   // 411/413
   LENGTH_REQUIRED: { status: 411, message: 'A Content-Length header is required' },
   FILE_TOO_LARGE: { status: 413, message: 'The file exceeds the size limit' },

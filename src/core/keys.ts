@@ -50,3 +50,12 @@ export function fileKeys(prefix: string, tenant: string, id: string): FileKeys {
 export function systemPrefix(prefix: string): string {
   return `${prefix}/_system/`;
 }
+
+/**
+ * Markers of resumable uploads not yet committed (`<this>/<tenant>/<id>`): written at
+ * creation, removed at commit or expiry (src/tus/). The reaper never touches a file
+ * that has one.
+ */
+export function uploadMarkerPrefix(prefix: string): string {
+  return `${systemPrefix(prefix)}tus/pending/`;
+}

@@ -5,11 +5,14 @@
 //   - removes the objects of files that were never committed: a file is
 //     committed exactly when its manifest exists, so a <tenant>/<id>/ group
 //     with no manifest.json whose newest object is older than the max age is
-//     debris of an upload (or a delete) that crashed half-way;
+//     debris of an upload (or a delete) that crashed half-way, unless it has
+//     a resumable-upload marker: a tus upload is the expiry sweep's to remove
+//     (src/tus/sweep.ts), however old its bytes look;
 //   - removes the files of multi-file requests that died mid-commit (a
 //     commit record older than the max age: commits.ts).
 // The max age must exceed the longest upload: younger work may still be in
-// flight, on this instance or another. Sweeps are idempotent, so several
+// flight, on this instance or another. Start-up enforces it against the tus
+// expiry and the total deadline of an upload request (config.ts). Sweeps are idempotent, so several
 // instances sweeping the same bucket only repeat each other's work.
 // Cost: one LIST request per 1,000 keys under the prefix per sweep.
 
@@ -17,7 +20,7 @@ import { canSweepStale, type Storage } from '../storage/storage.ts';
 import { pendingCommits } from './commits.ts';
 import { deleteFileObjects } from './files.ts';
 import type { CoreLog } from './ingest.ts';
-import { isFileId, systemPrefix } from './keys.ts';
+import { isFileId, systemPrefix, uploadMarkerPrefix } from './keys.ts';
 
 export interface SweepResult {
   /** Pending multipart uploads aborted (S3) or temp files removed (fs). */
@@ -46,7 +49,12 @@ export async function sweepOnce(opts: ReaperOptions, now = Date.now()): Promise<
   const prefix = `${keyPrefix}/`;
   const result: SweepResult = { staleUploads: 0, orphanObjects: 0, orphanFiles: 0, abandonedCommits: 0 };
   if (canSweepStale(storage)) {
-    result.staleUploads = await storage.sweepStale({ prefix, olderThan });
+    // A resumable upload's multipart state is the tus store's, while its marker lives.
+    const keep = async (key: string) => {
+      const [tenant, id] = key.slice(prefix.length).split('/');
+      return tenant !== undefined && id !== undefined && isFileId(id) && (await storage.head(`${uploadMarkerPrefix(keyPrefix)}${tenant}/${id}`)) !== null;
+    };
+    result.staleUploads = await storage.sweepStale({ prefix, olderThan, keep });
     if (result.staleUploads > 0) log.warn({ reaper: { staleUploads: result.staleUploads, backend: storage.kind } }, 'reaper: removed stale upload state');
   }
 
@@ -64,11 +72,12 @@ export async function sweepOnce(opts: ReaperOptions, now = Date.now()): Promise<
 
   // Keys of one file are adjacent in listing order (<id>/manifest.json, <id>/original, <id>/variants/...).
   const system = systemPrefix(keyPrefix);
-  let group: { base: string; keys: string[]; committed: boolean; newest: number } | undefined;
+  let group: { base: string; tenant: string; id: string; keys: string[]; committed: boolean; newest: number } | undefined;
   const flush = async () => {
     const g = group;
     group = undefined;
     if (!g || g.committed || g.newest >= olderThan.getTime()) return;
+    if (await storage.head(`${uploadMarkerPrefix(keyPrefix)}${g.tenant}/${g.id}`)) return;
     for (const key of g.keys) await storage.delete(key);
     result.orphanObjects += g.keys.length;
     result.orphanFiles++;
@@ -85,7 +94,7 @@ export async function sweepOnce(opts: ReaperOptions, now = Date.now()): Promise<
       const base = `${prefix}${tenant}/${id}/`;
       if (group?.base !== base) {
         await flush();
-        group = { base, keys: [], committed: false, newest: 0 };
+        group = { base, tenant, id, keys: [], committed: false, newest: 0 };
       }
       group.keys.push(o.key);
       if (rest.length === 3 && leaf === 'manifest.json') group.committed = true;

@@ -1,8 +1,10 @@
 // What happens before an upload's body is read: refuse a declared size over
 // the limit (before any 100 Continue), reserve buffer budget (the socket stays
 // unread while waiting), then tell an Expect: 100-continue client to go ahead.
-// The returned signal aborts the upload when the client goes away or the
-// service is shutting down.
+// The returned signal aborts the upload when the client goes away, the
+// service is shutting down, or the request reaches its total deadline
+// (SLUICE_UPLOAD_DEADLINE_MS, counted from its arrival: the reaper's max age is
+// validated against it, so no upload outlives what the reaper assumes).
 
 import { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -64,8 +66,14 @@ async function admit(
   const onShutdown = () => upload.abort(shutdown?.reason);
   if (shutdown?.aborted) onShutdown();
   else shutdown?.addEventListener('abort', onShutdown, { once: true });
+  const deadlineMs = deps.config.timeouts.uploadDeadlineMs;
+  const deadline = setTimeout(
+    () => upload.abort(new SluiceError('UPLOAD_DEADLINE_EXCEEDED', { details: { deadlineMs } })),
+    Math.max(0, deadlineMs - reply.elapsedTime),
+  );
   const signal = upload.signal;
   const unlisten = () => {
+    clearTimeout(deadline);
     reply.raw.off('close', onClose);
     shutdown?.removeEventListener('abort', onShutdown);
   };

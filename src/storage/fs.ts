@@ -19,7 +19,7 @@ import AsyncLock from 'async-lock';
 import { SluiceError } from '../errors.ts';
 import type {
   ConditionalWrites, GetOptions, GetResult, ListOptions, ListResult, LocalFiles, ObjectInfo, PutOptions, PutResult, StaleUploadSweeper,
-  Storage, WriteCondition,
+  Storage, SweepStaleOptions, WriteCondition,
 } from './storage.ts';
 
 const TEMP_MARK = '.sluice-tmp-';
@@ -228,7 +228,8 @@ export class FsStorage implements Storage, StaleUploadSweeper, ConditionalWrites
     }
   }
 
-  async sweepStale(opts: { prefix: string; olderThan: Date }): Promise<number> {
+  /** Temp files of puts that died; `key` narrows the walk to the temp files beside that key. (A temp file names no key, so `keep` has nothing to ask about.) */
+  async sweepStale(opts: SweepStaleOptions): Promise<number> {
     let removed = 0;
     const visit = async (dir: string): Promise<void> => {
       const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
@@ -244,7 +245,8 @@ export class FsStorage implements Storage, StaleUploadSweeper, ConditionalWrites
         }
       }
     };
-    await visit(path.join(this.root, ...opts.prefix.split('/').filter(Boolean)));
+    const from = opts.key !== undefined ? opts.key.slice(0, opts.key.lastIndexOf('/') + 1) : opts.prefix;
+    await visit(path.join(this.root, ...from.split('/').filter(Boolean)));
     return removed;
   }
 

@@ -31,6 +31,7 @@ import { planParts, type PartPlan, type PartRules } from './s3-parts.ts';
 import { SluiceError, isSluiceError } from '../errors.ts';
 import type {
   ConditionalWrites, GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, RequestObserver, StaleUploadSweeper,
+  SweepStaleOptions,
   Storage, WriteCondition,
 } from './storage.ts';
 
@@ -298,22 +299,24 @@ export class S3Storage implements Storage, StaleUploadSweeper, ConditionalWrites
     }
   }
 
-  async sweepStale(opts: { prefix: string; olderThan: Date }): Promise<number> {
+  async sweepStale(opts: SweepStaleOptions): Promise<number> {
     let aborted = 0;
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     try {
       for (;;) {
-        // The prefix is applied here, not sent: MinIO lists nothing for a prefix that is not a
-        // whole key, and pending uploads are few in any healthy bucket.
+        // A whole key is sent as the prefix: MinIO lists nothing for a prefix that is not a
+        // whole key, so a folder prefix is applied here instead (pending uploads are few in a
+        // healthy bucket; the tus sweep asks per key, never for all of them).
         const res = await this.client.send(
-          new ListMultipartUploadsCommand({ Bucket: this.bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker, ...(opts.key ? { Prefix: opts.key } : {}) }),
         );
         for (const u of res.Uploads ?? []) {
-          if (u.Initiated && u.Initiated < opts.olderThan && u.Key?.startsWith(opts.prefix) && u.UploadId) {
-            await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }));
-            aborted++;
-          }
+          if (!u.Initiated || u.Initiated >= opts.olderThan || !u.Key?.startsWith(opts.prefix) || !u.UploadId) continue;
+          if (opts.key !== undefined && u.Key !== opts.key) continue;
+          if (opts.keep && (await opts.keep(u.Key))) continue;
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }));
+          aborted++;
         }
         if (!res.IsTruncated) return aborted;
         keyMarker = res.NextKeyMarker;

@@ -96,7 +96,16 @@ export interface Storage {
 /** Optional: backends with resumable/multipart state that can go stale. */
 export interface StaleUploadSweeper {
   /** Abort multipart uploads / remove temp files under `prefix` older than `olderThan`. Returns how many. */
-  sweepStale(opts: { prefix: string; olderThan: Date }): Promise<number>;
+  sweepStale(opts: SweepStaleOptions): Promise<number>;
+}
+
+export interface SweepStaleOptions {
+  prefix: string;
+  olderThan: Date;
+  /** Only the upload state of this one key (under `prefix`): one bounded lookup, not a listing of the bucket's uploads. */
+  key?: string;
+  /** Spares the upload state of a key for which this resolves true (e.g. a live resumable upload). */
+  keep?: (key: string) => Promise<boolean>;
 }
 
 /**

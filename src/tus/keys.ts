@@ -11,7 +11,7 @@
 // The upload URL carries only <id>; the tenant comes from the request, so one
 // tenant's URL resolves to nothing for another.
 
-import { fileKeys, isFileId, isTenant, systemPrefix } from '../core/keys.ts';
+import { fileKeys, isFileId, isTenant, systemPrefix, uploadMarkerPrefix } from '../core/keys.ts';
 
 export interface UploadRef {
   tenant: string;
@@ -37,7 +37,7 @@ export function bookkeepingKeys(prefix: string, ref: UploadRef): string[] {
 }
 
 export function pendingPrefix(prefix: string): string {
-  return `${systemPrefix(prefix)}tus/pending/`;
+  return uploadMarkerPrefix(prefix);
 }
 
 export function pendingKey(prefix: string, ref: UploadRef): string {

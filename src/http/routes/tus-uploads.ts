@@ -4,7 +4,10 @@
 // each request as a web Request carrying the tenant, streams the body through
 // unread by Fastify, and renders sluice's own refusals as the usual JSON
 // errors (with Tus-Resumable). Registered in the upload context, whose
-// content-type parser passes bodies through untouched. See docs/tus.md.
+// content-type parser passes bodies through untouched. A request with a body
+// (PATCH, POST) is admitted like every other upload (upload-admission.ts):
+// refused while draining, within the buffer budget, cut off at its total
+// deadline (the bytes stored so far stay resumable). See docs/tus.md.
 
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -12,6 +15,8 @@ import { TUS_RESUMABLE } from '@tus/utils';
 import { CHECKSUM_ALGORITHMS, parseUploadChecksum, spoolVerified, type SpooledBody } from '../../tus/checksum.ts';
 import { fromTusAnswer, fromTusError } from '../../tus/protocol-errors.ts';
 import { TUS_PATH, createTusService, type TusRequestContext } from '../../tus/service.ts';
+import { isSluiceError } from '../../errors.ts';
+import { admitUpload, type Admission } from '../upload-admission.ts';
 import type { RouteOptions } from './index.ts';
 
 const METHODS = ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -40,6 +45,7 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     reply.header('tus-resumable', TUS_RESUMABLE);
     let spooled: SpooledBody | undefined;
+    let admission: Admission | undefined;
     const id = (request.params as { id?: string }).id;
     try {
       if (id !== undefined && isRetriedFinalPatch(request)) {
@@ -59,16 +65,19 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
       }
       let body: ReadableStream<Uint8Array> | undefined;
       if (request.method === 'PATCH' || request.method === 'POST') {
+        admission = await admitUpload(request, reply, deps, { maxBytes: config.limits.fileBytes, tooLarge: 'FILE_TOO_LARGE' });
+        // Read without destroying the request on failure, so the refusal can still be answered.
+        const source = untilAborted(request.raw.iterator({ destroyOnReturn: false }), admission.signal);
         const checksum = request.headers['upload-checksum'];
         if (typeof checksum === 'string' && request.method === 'PATCH') {
-          spooled = await spoolVerified(request.raw.iterator({ destroyOnReturn: false }), parseUploadChecksum(checksum), {
+          spooled = await spoolVerified(source, parseUploadChecksum(checksum), {
             maxBytes: config.limits.fileBytes,
-            signal: clientGone(reply),
+            signal: admission.signal,
           });
           headers.set('content-length', String(spooled.size));
           body = Readable.toWeb(spooled.open()) as ReadableStream<Uint8Array>;
         } else {
-          body = Readable.toWeb(request.raw) as ReadableStream<Uint8Array>;
+          body = Readable.toWeb(Readable.from(source, { objectMode: false })) as ReadableStream<Uint8Array>;
         }
       }
       // A fixed origin: @tus/server reads only the path (Locations are relative), and a hostile Host header cannot break the URL.
@@ -84,6 +93,9 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
       res.headers.forEach((value, name) => {
         if (name !== 'content-length' && name !== 'content-type') reply.header(name, value);
       });
+      // The deadline or the shutdown cut the body off: answer that, whatever the store made of the short body.
+      const cut: unknown = admission?.signal.aborted ? admission.signal.reason : undefined;
+      if (isSluiceError(cut)) throw cut;
       if (ctx.error !== undefined) throw ctx.error;
       // Answers @tus/server writes itself (412, a malformed tus header): the same JSON errors.
       if (res.status >= 400) throw fromTusAnswer(res.status, await res.text());
@@ -99,6 +111,7 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
       // The locker's timeout reaches here from settleComplete, outside @tus/server.
       throw fromTusError(err) ?? err;
     } finally {
+      admission?.release();
       await spooled?.remove();
     }
   }
@@ -122,10 +135,22 @@ function isComplete(headers: Headers): boolean {
   return offset !== null && offset === headers.get('upload-length');
 }
 
-function clientGone(reply: FastifyReply): AbortSignal {
-  const ac = new AbortController();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) ac.abort();
+/** The body until `signal` aborts; then fails with its reason at once, even while the client sends nothing. */
+async function* untilAborted(source: AsyncIterator<Uint8Array>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason as Error);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
   });
-  return ac.signal;
+  aborted.catch(() => {});
+  try {
+    for (;;) {
+      const r = await Promise.race([source.next(), aborted]);
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
+  }
 }
