@@ -1,6 +1,6 @@
 // Local filesystem backend: the embedded default. A put writes a temp file in
-// the target directory, fsyncs it, renames it into place and fsyncs the
-// directory, so a key either holds a complete object or does not exist, even
+// the target directory (fsyncing the parents of any directory it had to create),
+// fsyncs it, renames it into place and fsyncs the directory, so a key either holds a complete object or does not exist, even
 // across a crash. Temp files are dot-files invisible to listings; the reaper
 // removes orphans through sweepStale.
 //
@@ -86,7 +86,7 @@ export class FsStorage implements Storage, StaleUploadSweeper, ConditionalWrites
   /** Stream `body` into a synced temp file beside `file`; its etag is the one `file` will have once it is renamed or linked into place. */
   async #writeTemp(file: string, body: AsyncIterable<Uint8Array>, opts: PutOptions): Promise<{ tmp: string; size: number; etag: string }> {
     const dir = path.dirname(file);
-    await mkdir(dir, { recursive: true });
+    await mkdirDurable(dir);
     const tmp = path.join(dir, `${TEMP_MARK}${randomUUID()}`);
     let size = 0;
     const counted = async function* () {
@@ -274,6 +274,24 @@ async function unlinkIfPresent(file: string): Promise<boolean> {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     return false;
   }
+}
+
+/**
+ * mkdir -p, then fsync the parent of every directory it created (a new directory's
+ * entry lives in its parent), so a file later made durable in `dir` cannot lose its
+ * path to a power cut. `dir` itself is fsynced after the rename that fills it.
+ * Costs one fsync per directory created, none when `dir` already existed.
+ */
+async function mkdirDurable(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  const parents: string[] = [];
+  for (let d = path.dirname(dir); ; d = path.dirname(d)) {
+    parents.push(d);
+    if (d === path.dirname(first) || d === path.dirname(d)) break;
+  }
+  // Deepest first: a parent's entry is made durable only after its child's contents.
+  for (const d of parents) await syncDir(d);
 }
 
 async function syncDir(dir: string): Promise<void> {
