@@ -69,14 +69,19 @@ export async function stageFile(deps: IngestDeps, input: IngestInput): Promise<S
         // Pull the first chunk so the type is known before storage starts: S3
         // needs Content-Type when the (multipart) upload is created.
         const it = body[Symbol.asyncIterator]();
-        const first = await it.next();
-        await storage.put(keys.original, prepend(first, it), {
-          contentType: sniff.type().mime,
-          metadata: { 'sluice-id': id, 'sluice-tenant': input.tenant },
-          signal: input.signal,
-          sizeHint: input.declaredSize,
-        });
-        stored = true;
+        try {
+          const first = await it.next();
+          await storage.put(keys.original, prepend(first, it), {
+            contentType: sniff.type().mime,
+            metadata: { 'sluice-id': id, 'sluice-tenant': input.tenant },
+            signal: input.signal,
+            sizeHint: input.declaredSize,
+          });
+          stored = true;
+        } finally {
+          // A put that fails before reading to the end leaves the stages suspended: end them (sniff.ts says why).
+          it.return?.()?.catch(() => {});
+        }
       },
       { signal: input.signal },
     );
