@@ -285,7 +285,10 @@ export function send(port: number, c: FuzzCase, timeoutMs = 5000): Promise<Outco
           lastByteAt = performance.now();
           return;
         }
-        socket.write(pieces[k]!, () => writeNext(k + 1));
+        // A failed write is reported by 'error'; it is not the last byte sent.
+        socket.write(pieces[k]!, (err) => {
+          if (!err) writeNext(k + 1);
+        });
       };
       writeNext(0);
     });

@@ -29,52 +29,59 @@ export function toSluiceError(err: unknown): SluiceError {
 }
 
 /**
- * A refused request whose body is still arriving is read on and dropped for a
- * bounded time and size before its connection is closed ("lingering close").
- * Closing at once, on unread data, makes the kernel answer the client's next
- * segment with RST, and a client still writing then gets EPIPE and loses the
- * answer already on its way (seen about once in 100,000 fuzz requests). Past
- * either bound the connection is half-closed (the answer, then FIN) and, one
- * more LINGER_MS later, closed, so a huge body is never read to the end.
+ * A refused request whose body is still arriving is read on and dropped before
+ * its connection is closed ("lingering close", RFC 9112 section 9.6). Closing
+ * on unread data makes the kernel answer the client's next segment with RST; a
+ * client still writing then gets EPIPE and loses the answer already in its
+ * receive buffer (seen in loaded CI fuzz runs, twice, with shorter bounds).
+ * The bounds are nginx's: the connection is half-closed (the answer, then FIN)
+ * once LINGER_BYTES more have arrived or the client pauses LINGER_IDLE_MS, and
+ * destroyed when it pauses LINGER_IDLE_MS after that or LINGER_TOTAL_MS after
+ * the refusal, so a huge body is never read to the end and an idle client holds
+ * nothing for long. While the client keeps sending it is never reset early.
  */
-const LINGER_MS = 2000;
+const LINGER_IDLE_MS = 5000;
+const LINGER_TOTAL_MS = 30_000;
 const LINGER_BYTES = 1024 * 1024;
 
 function lingerThenClose(request: FastifyRequest, reply: FastifyReply): void {
   const req = request.raw;
+  const socket = req.socket;
   let seen = 0;
-  let ending = false;
-  let timer: NodeJS.Timeout;
+  let halfClosed = false;
   // Half-close: FIN after the answer, while the rest of the body is still read and
-  // dropped, so the client reads the answer before any RST. Then a hard close.
+  // dropped, so the client reads the answer before any RST.
   const halfClose = () => {
-    if (ending) return;
-    ending = true;
-    if (reply.raw.writableFinished) req.socket.end();
-    else reply.raw.once('finish', () => req.socket.end());
+    if (halfClosed) return;
+    halfClosed = true;
+    if (reply.raw.writableFinished) socket.end();
+    else reply.raw.once('finish', () => socket.end());
   };
-  const arm = (ms: number, then: () => void) => {
-    clearTimeout(timer);
-    timer = setTimeout(then, ms);
-    timer.unref();
+  const onIdle = () => {
+    if (halfClosed) socket.destroy();
+    else {
+      halfClose();
+      idle.refresh();
+    }
   };
-  // A slow client (or a loaded machine) reaching the time bound gets the same
-  // half-close as one past the byte bound, and LINGER_MS more before the socket is
-  // destroyed: destroying at once on unread data lost the answer (fuzz test, in CI).
-  arm(LINGER_MS, () => {
-    halfClose();
-    arm(LINGER_MS, () => req.socket.destroy());
-  });
+  const idle = setTimeout(onIdle, LINGER_IDLE_MS);
+  const total = setTimeout(() => socket.destroy(), LINGER_TOTAL_MS);
+  idle.unref();
+  total.unref();
+  const stop = () => {
+    clearTimeout(idle);
+    clearTimeout(total);
+  };
   // A stage's async iterator may have left a 'readable' listener, which makes
   // resume() a no-op: drop it so the rest of the body really drains.
   req.removeAllListeners('readable');
   req.on('data', (chunk: Buffer) => {
     seen += chunk.length;
-    // Past the byte bound, half-close; the timer still ends the connection if the client keeps sending.
+    idle.refresh();
     if (seen > LINGER_BYTES) halfClose();
   });
-  req.once('end', () => clearTimeout(timer));
-  req.socket.once('close', () => clearTimeout(timer));
+  req.once('end', stop);
+  socket.once('close', stop);
   req.resume();
 }
 
