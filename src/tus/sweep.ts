@@ -55,8 +55,9 @@ export async function sweepExpiredUploads(
         continue;
       }
       if (canSweepStale(storage)) {
-        // Multipart uploads under the file's keys that the tus store no longer knows about.
-        await storage.sweepStale({ prefix: keys.base, olderThan: now });
+        // Multipart uploads of the original that the tus store no longer knows about: one lookup by
+        // that key, so the cost stays per upload, not per pending multipart upload of the bucket.
+        await storage.sweepStale({ prefix: keys.base, olderThan: now, key: keys.original });
       }
       await removeUpload(deps, ref);
       result.expired++;
