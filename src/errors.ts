@@ -89,6 +89,10 @@ export const errorCatalogue = {
   UPLOAD_ALREADY_COMPLETE: { status: 400, message: 'A completed upload cannot be terminated' },
   UPLOAD_LOCKED: { status: 423, message: 'Another request is writing this upload; retry' },
 
+  // --- resumable uploads (IETF draft, docs/resumable.md); answered as RFC 9457 problem details ---
+  UPLOAD_INTEROP_UNSUPPORTED: { status: 400, message: 'The Upload-Draft-Interop-Version is not supported' },
+  UPLOAD_LENGTH_INCONSISTENT: { status: 400, message: 'The upload length values disagree (or more bytes than the length arrived)' },
+
   // --- beyond one machine (issue 11): shared limits in Redis ---
   LIMITS_UNAVAILABLE: { status: 503, message: 'The shared limits store is unreachable; retry later' },
   /** /ready only: a node configured with SLUICE_REDIS_URL cannot reach it. */

@@ -39,6 +39,8 @@ export interface TusRequestContext {
 export interface TusService {
   server: Server;
   store: TusStore;
+  /** The upload lock, shared with the IETF draft's requests (resumable/). */
+  locker: Locker;
   /** Per-request context, keyed by the web Request handed to the server. */
   contexts: WeakMap<Request, TusRequestContext>;
   sweep(opts?: { now?: Date }): Promise<SweepResult>;
@@ -177,6 +179,7 @@ export function createTusService(deps: TusDeps): TusService {
   return {
     server,
     store,
+    locker,
     contexts,
     sweep: (opts = {}) => sweepExpiredUploads({ config, storage, log: deps.log, store }, opts),
     settleComplete: async (tenant, id, log) => {

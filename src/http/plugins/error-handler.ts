@@ -44,7 +44,7 @@ const LINGER_IDLE_MS = 5000;
 const LINGER_TOTAL_MS = 30_000;
 const LINGER_BYTES = 1024 * 1024;
 
-function lingerThenClose(request: FastifyRequest, reply: FastifyReply): void {
+export function lingerThenClose(request: FastifyRequest, reply: FastifyReply): void {
   const req = request.raw;
   const socket = req.socket;
   let seen = 0;

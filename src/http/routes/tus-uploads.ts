@@ -18,6 +18,7 @@ import { TUS_PATH, createTusService, type TusRequestContext } from '../../tus/se
 import { isSluiceError } from '../../errors.ts';
 import { admitUpload, type Admission } from '../upload-admission.ts';
 import type { RouteOptions } from './index.ts';
+import { createResumableHttp } from '../resumable.ts';
 
 const METHODS = ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
@@ -25,6 +26,8 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
   const { config } = deps;
   const tus = createTusService({ config, storage: deps.storage, log: deps.log, shutdownSignal: deps.shutdownSignal, jobs: deps.jobs });
   app.addHook('onClose', () => tus.close());
+  // The IETF resumable-upload draft on the same resources, told apart by header (docs/resumable.md).
+  const draft = createResumableHttp({ config, storage: deps.storage, engine: tus, shutdownSignal: deps.shutdownSignal });
 
   if (config.tus.sweepIntervalMs > 0) {
     let running = false;
@@ -43,6 +46,7 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
   }
 
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    if (draft.claims(request)) return draft.handle(request, reply);
     reply.header('tus-resumable', TUS_RESUMABLE);
     let spooled: SpooledBody | undefined;
     let admission: Admission | undefined;
@@ -104,7 +108,7 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
         // (tus-js-client resumes with HEAD and, on a complete upload, sends no PATCH).
         for (const [name, value] of Object.entries(await tus.settleComplete(request.tenant, id, request.log))) reply.header(name, value);
       }
-      if (request.method === 'OPTIONS') reply.header('tus-checksum-algorithm', CHECKSUM_ALGORITHMS.join(','));
+      if (request.method === 'OPTIONS') reply.header('tus-checksum-algorithm', CHECKSUM_ALGORITHMS.join(',')).headers(draft.discovery());
       const text = res.body ? await res.text() : '';
       return reply.code(res.status).send(text === '' ? undefined : text);
     } catch (err) {
