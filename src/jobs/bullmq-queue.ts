@@ -53,6 +53,14 @@ const WEBHOOKS = 'webhooks';
 const RECONCILE_CONCURRENCY = 8;
 /** Webhook deliveries at once: network waits, no CPU. */
 const WEBHOOK_CONCURRENCY = 16;
+/**
+ * Markers whose work this process already put in Redis are skipped by later
+ * reconciles (a backlog of N files would cost N manifest reads per interval),
+ * except every FULL_RECONCILE_EVERY-th one and after a reconnect, which check
+ * them all again. At most ENSURED_MAX remembered (~100 B each).
+ */
+const FULL_RECONCILE_EVERY = 10;
+const ENSURED_MAX = 100_000;
 /** Job retry backoff: 1 s doubling per attempt (BullMQ's exponential backoff), as the embedded runner. */
 const JOB_BACKOFF_MS = 1000;
 
@@ -84,6 +92,8 @@ export class BullmqQueue implements FileQueue {
   #active = 0;
   #stalled = 0;
   #waiting = 0;
+  #ensured = new Set<string>();
+  #reconciles = 0;
 
   constructor(o: BullmqQueueOptions) {
     this.#o = o;
@@ -137,7 +147,10 @@ export class BullmqQueue implements FileQueue {
       }
     }
     // The connection came back (Redis restarted, maybe empty): enqueue again what the markers hold.
-    this.#conn.on('ready', () => void this.rescan());
+    this.#conn.on('ready', () => {
+      this.#ensured.clear();
+      void this.rescan();
+    });
     void this.rescan();
     this.#timer = setInterval(() => void this.rescan(), this.#o.rescanMs).unref();
   }
@@ -230,18 +243,20 @@ export class BullmqQueue implements FileQueue {
     const prefix = markerRoot(keyPrefix);
     let startAfter: string | undefined;
     let enqueued = 0;
+    if (this.#reconciles++ % FULL_RECONCILE_EVERY === 0) this.#ensured.clear();
     while (!this.#stopped) {
       const page = await storage.list({ prefix, startAfter, limit: 1000 });
       const refs = page.objects.flatMap((o) => {
         const ref = parseMarkerKey(keyPrefix, o.key);
-        return ref ? [{ ...ref, markedAt: o.lastModified }] : [];
+        return ref && !this.#ensured.has(o.key) ? [{ ...ref, key: o.key, markedAt: o.lastModified }] : [];
       });
       const added = await mapBounded(refs, RECONCILE_CONCURRENCY, async (ref) => {
-        const left = await steps.pending(ref);
+        const left = await steps.pending({ tenant: ref.tenant, id: ref.id, markedAt: ref.markedAt });
         if (!left) return 0;
         let n = 0;
         for (const name of left.jobs) n += await this.#ensure(this.#jobs, jobStepId(ref.tenant, ref.id, name), name, { tenant: ref.tenant, id: ref.id, job: name });
         if (left.webhook) n += await this.#ensure(this.#webhooks, webhookStepId(ref.tenant, ref.id), 'webhook', { tenant: ref.tenant, id: ref.id });
+        if (this.#ensured.size < ENSURED_MAX) this.#ensured.add(ref.key);
         return n;
       });
       enqueued += added.reduce((a, b) => a + b, 0);
