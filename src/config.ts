@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { S3_PROVIDERS, S3_PROVIDER_PROFILES } from './storage/s3-providers.ts';
 import { fitsParts } from './storage/s3-parts.ts';
 import { apiKeyEntrySchema, type ApiKeyEntry } from './core/auth/api-keys.ts';
+import { s3AccessKeyEntrySchema, type S3AccessKeyEntry } from './core/auth/s3-access-keys.ts';
 import { COMPRESS_JOBS, CONVERT_JOBS, PRESET_FORMATS, type ImageFormat, type ImagePreset } from './core/job-names.ts';
 
 const MiB = 1024 * 1024;
@@ -239,6 +240,18 @@ const envSchema = z.object({
    * finish of that upload: read-back and commit) before it is answered 423 UPLOAD_LOCKED.
    */
   SLUICE_TUS_LOCK_TIMEOUT_MS: int(100).default(20_000),
+  // --- S3-compatible endpoint at /s3 (docs/s3-api.md) ---
+  /** Access keys of the S3 endpoint: a JSON array of { id, tenant, scopes, createdAt? } (see `npm run api-key -- --s3`). Unset: no /s3 routes. */
+  SLUICE_S3API_ACCESS_KEYS: z
+    .string()
+    .min(2)
+    .transform(parseJson('expected an array of { id, tenant, scopes }'))
+    .pipe(z.array(s3AccessKeyEntrySchema).refine((keys) => new Set(keys.map((k) => k.id)).size === keys.length, 'duplicate id'))
+    .optional(),
+  /** Server secret every S3 access key's secret is derived from (at least 32 bytes); required with the keys. */
+  SLUICE_S3API_SECRET: z.string().min(32, 'at least 32 bytes').optional(),
+  /** Longest lifetime of a presigned URL the endpoint accepts, in seconds (SigV4 allows 7 days). */
+  SLUICE_S3API_MAX_PRESIGN_S: int(1, 7 * 86_400).default(7 * 86_400),
   // --- operations: shutdown, metrics, reaper, load shedding, cluster (docs/operations.md) ---
   /** Time in-flight requests get to finish after SIGTERM/SIGINT before uploads are aborted. */
   SLUICE_SHUTDOWN_GRACE_MS: int(0).default(30_000),
@@ -412,6 +425,7 @@ function checkRelations(e: ParsedEnv, ctx: z.RefinementCtx): void {
       refuse('SLUICE_REAPER_MAX_AGE_MS', `${e.SLUICE_REAPER_MAX_AGE_MS} must exceed ${other} (${e[other]}), or the reaper removes uploads still in flight`);
     }
   }
+  if (e.SLUICE_S3API_ACCESS_KEYS !== undefined && e.SLUICE_S3API_SECRET === undefined) refuse('SLUICE_S3API_SECRET', 'required with SLUICE_S3API_ACCESS_KEYS');
   if (e.SLUICE_LINK_DEFAULT_TTL_S > e.SLUICE_LINK_MAX_TTL_S) refuse('SLUICE_LINK_DEFAULT_TTL_S', 'longer than SLUICE_LINK_MAX_TTL_S');
   if (e.SLUICE_ROLE === 'worker' && e.SLUICE_JOBS_POOL_SIZE === 0) refuse('SLUICE_JOBS_POOL_SIZE', 'a worker node (SLUICE_ROLE=worker) needs a pool');
 }
@@ -560,6 +574,11 @@ function toConfig(e: ParsedEnv) {
     jobs: jobsConfig(e),
     /** Authentication, links, abuse limits, hardening (docs/security.md). */
     security: securityConfig(e),
+    /** The S3-compatible endpoint; undefined (no /s3 routes) without access keys. */
+    s3Api:
+      e.SLUICE_S3API_ACCESS_KEYS !== undefined && e.SLUICE_S3API_SECRET !== undefined
+        ? { accessKeys: e.SLUICE_S3API_ACCESS_KEYS as readonly S3AccessKeyEntry[], secret: e.SLUICE_S3API_SECRET, maxPresignS: e.SLUICE_S3API_MAX_PRESIGN_S }
+        : undefined,
     /** Resumable uploads (tus): expiry of unfinished uploads and the sweep timer. */
     tus: {
       expiryMs: e.SLUICE_TUS_EXPIRY_MS,
@@ -600,6 +619,7 @@ export type SecurityConfig = Config['security'];
 export type JobsConfig = Config['jobs'];
 export type OpsConfig = Config['ops'];
 export type RedisConfig = NonNullable<Config['redis']>;
+export type S3ApiConfig = NonNullable<Config['s3Api']>;
 
 /** `NAME` or the contents of the file named by `NAME_FILE` (trailing newline dropped); not both. */
 function withSecretFiles(env: Env, names: readonly string[]): Env {
@@ -617,7 +637,7 @@ function withSecretFiles(env: Env, names: readonly string[]): Env {
   return out;
 }
 
-const SECRET_VARS = ['SLUICE_AUTH_JWT_SECRET', 'SLUICE_AUTH_API_KEYS', 'SLUICE_LINK_SECRET', 'SLUICE_S3_SECRET_ACCESS_KEY', 'SLUICE_REDIS_PASSWORD', 'SLUICE_REDIS_URL'] as const;
+const SECRET_VARS = ['SLUICE_AUTH_JWT_SECRET', 'SLUICE_AUTH_API_KEYS', 'SLUICE_LINK_SECRET', 'SLUICE_S3_SECRET_ACCESS_KEY', 'SLUICE_REDIS_PASSWORD', 'SLUICE_REDIS_URL', 'SLUICE_S3API_SECRET'] as const;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
