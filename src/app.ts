@@ -25,6 +25,7 @@ import { openApi } from './http/plugins/openapi.ts';
 import { SluiceMetrics } from './metrics.ts';
 import { InstrumentedStorage } from './storage/instrumented.ts';
 import { RedisLink } from './redis/link.ts';
+import { s3Auth } from './s3api/s3-auth.ts';
 
 export function defaultDeps(config: Readonly<Config>, storage: Storage, log: Logger = createLogger(config)): AppDeps {
   const budget = new BufferBudget(config.uploadBufferBytes, config.maxActiveUploads);
@@ -95,6 +96,7 @@ export async function buildApp(appDeps: AppDeps) {
   // Headers + CORS, then authentication (sets request.tenant), then the per-tenant upload cap, which needs the tenant.
   await app.register(hardening, { config });
   await app.register(auth, { deps });
+  if (config.s3Api) await app.register(s3Auth, { config: config.s3Api }); // SigV4 for /s3 (docs/s3-api.md)
   await app.register(uploadLimits, { deps, quota });
   await app.register(routes, { deps });
   return app;

@@ -21,6 +21,7 @@ import { getLinkRoute } from './get-link.ts';
 // resumable uploads (tus) and the upload page
 import { tusUploadsRoute } from './tus-uploads.ts';
 import { webPageRoute } from './web-page.ts';
+import { s3Routes } from '../../s3api/routes.ts';
 
 export interface RouteOptions {
   deps: AppDeps;
@@ -42,6 +43,7 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
     await scope.register(uploadRawRoute, opts);
     await scope.register(tusUploadsRoute, opts); // resumable uploads (tus)
   });
+  if (opts.deps.config.s3Api) await app.register(s3Routes, opts); // the S3-compatible endpoint (docs/s3-api.md)
   await app.register(listFilesRoute, opts);
   await app.register(getLimitsRoute, opts);
   await app.register(getFileRoute, opts);
