@@ -1,0 +1,111 @@
+// Faults on real sockets for the IETF draft: a creation whose connection drops
+// is resumed from the offset HEAD reports; an append left hanging by a client
+// that came back is taken over (ended, its bytes kept); on S3 the resumption
+// may come from a second instance sharing the bucket; a disallowed type is
+// refused from the first bytes, before the rest of the body is sent. The
+// committed file's sha256 is always over the whole upload.
+
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { backends, startServer, type TestServer } from './helpers/server.ts';
+import { call, elf, pngOfSize, sha256 } from './helpers/http.ts';
+import { dialect, draft, received, sendPartially } from './helpers/resumable.ts';
+import { s3TestServer } from './helpers/s3.ts';
+import { until } from './helpers/wait.ts';
+
+const MiB = 1024 * 1024;
+const PARTIAL = 'application/partial-upload';
+
+/** Starts a complete creation of `data` on a raw socket, sends `sendBytes`, and returns the socket and the Location from its 104. */
+async function startCreation(base: string, data: Buffer, sendBytes: number): Promise<{ sock: Socket; url: string; seen: () => string }> {
+  const sock = await sendPartially(`${base}/v1/uploads`, 'POST', { ...dialect(8, true), 'content-type': 'image/png' }, data, 0);
+  const seen = received(sock);
+  const location = await until(() => /^location: (.+)\r$/im.exec(seen.text())?.[1], 'the 104 with the upload URL');
+  await new Promise<void>((resolve) => sock.write(data.subarray(0, sendBytes), () => resolve()));
+  return { sock, url: new URL(location, base).toString(), seen: seen.text };
+}
+
+async function finish(url: string, data: Buffer): Promise<{ id: string; sha256: string }> {
+  const head = await draft(url, { method: 'HEAD' });
+  assert.equal(head.status, 204, head.body.toString());
+  assert.equal(head.headers['upload-complete'], '?0');
+  const offset = Number(head.headers['upload-offset']);
+  const done = await draft(url, {
+    method: 'PATCH',
+    headers: { ...dialect(8, true), 'upload-offset': String(offset), 'content-type': PARTIAL },
+    body: data.subarray(offset),
+  });
+  assert.equal(done.status, 200, done.body.toString());
+  return done.json<{ files: { id: string; sha256: string }[] }>().files[0]!;
+}
+
+for (const backend of backends()) {
+  describe(`IETF resumable uploads under faults on ${backend}`, () => {
+    let srv: TestServer;
+    before(async () => {
+      srv = await startServer({ backend, label: 'rufh-resume' });
+    });
+    after(() => srv.close());
+
+    it('a creation whose connection drops is resumed from the offset HEAD reports', async () => {
+      const data = await pngOfSize(9 * MiB + 321);
+      const { sock, url } = await startCreation(srv.url, data, 4 * MiB);
+      sock.destroy();
+      const head = await draft(url, { method: 'HEAD' });
+      const offset = Number(head.headers['upload-offset']);
+      assert.ok(offset > 0 && offset <= 4 * MiB, `the bytes that arrived are kept, never more than were sent (offset ${offset})`);
+      const file = await finish(url, data);
+      assert.equal(file.sha256, sha256(data), 'sha256 over the whole upload');
+      assert.equal((await call(`${srv.url}/v1/files/${file.id}`)).json<{ sha256: string }>().sha256, sha256(data));
+    });
+
+    it('an append still open when its client comes back is taken over: ended without an answer, its bytes kept', async () => {
+      const data = await pngOfSize(6 * MiB + 5);
+      const made = await draft(`${srv.url}/v1/uploads`, { method: 'POST', headers: { ...dialect(8, false), 'upload-length': String(data.length) } });
+      const url = new URL(String(made.headers.location), srv.url).toString();
+      // The client sends 2 MiB of the append, then goes silent with its connection open (a half-dead network).
+      const old = await sendPartially(url, 'PATCH', { ...dialect(8, true), 'upload-offset': '0', 'content-type': PARTIAL }, data, 2 * MiB);
+      const oldSeen = received(old);
+      const closed = new Promise<void>((resolve) => old.once('close', () => resolve()));
+      // Without the takeover this HEAD would wait for the old request's lock until the lock timeout.
+      const file = await finish(url, data);
+      await closed;
+      assert.doesNotMatch(oldSeen.text(), /HTTP\/1\.1 [2-5]\d\d/, 'the old request got no final answer');
+      assert.equal(file.sha256, sha256(data));
+    });
+
+    it('a disallowed type is refused from the first bytes, before the rest is sent, and the upload removed', async () => {
+      const bad = Buffer.concat([elf(), Buffer.alloc(4 * MiB)]);
+      const { sock, url, seen } = await startCreation(srv.url, bad, 64 * 1024);
+      const answer = await until(() => /HTTP\/1\.1 415[^]*\r\n\r\n[^]*\}/.exec(seen())?.[0], 'the 415 while most of the body is unsent');
+      sock.destroy();
+      assert.match(answer, /content-type: application\/problem\+json/i);
+      assert.match(answer, /"code":"TYPE_NOT_ALLOWED"/);
+      assert.equal((await draft(url, { method: 'HEAD' })).status, 404, 'the upload is gone');
+    });
+  });
+}
+
+describe('IETF resumable upload resumed on a second instance sharing the bucket', { skip: s3TestServer() ? false : 'needs S3' }, () => {
+  let a: TestServer;
+  let b: TestServer;
+  before(async () => {
+    a = await startServer({ backend: 's3', label: 'rufh-two' });
+    b = await startServer({ backend: 's3', label: 'rufh-two-b', env: { SLUICE_S3_BUCKET: a.bucket! } });
+  });
+  after(async () => {
+    await a.close();
+    await b.close();
+  });
+
+  it('dropped on A, resumed and finished on B: the bucket lock passes over, the file is exact', async () => {
+    const data = await pngOfSize(12 * MiB + 77);
+    const { sock, url } = await startCreation(a.url, data, 7 * MiB);
+    sock.destroy();
+    const onB = new URL(new URL(url).pathname, b.url).toString();
+    const file = await finish(onB, data);
+    assert.equal(file.sha256, sha256(data));
+    assert.equal((await call(`${a.url}/v1/files/${file.id}`)).json<{ sha256: string }>().sha256, sha256(data));
+  });
+});
