@@ -13,7 +13,13 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3ServiceException,
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  ListPartsCommand,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { call, elf, sha256 } from './helpers/http.ts';
 import { presignedUrl } from './helpers/s3api.ts';
 import { issueKey, s3ApiEnv, sluiceS3Client } from './helpers/s3api.ts';
@@ -128,6 +134,40 @@ for (const backend of backends()) {
       const old = await call(await presignedUrl(srv.url, acme, '/s3/acme/shared/p.txt', { expiresIn: 60, signingDate: new Date(Date.now() - 3600_000) }));
       assert.equal(old.status, 403);
       assert.match(old.body.toString(), /<Code>AccessDenied<\/Code><Message>Request has expired/);
+    });
+
+    test('a multipart upload with lib-storage is one sluice file; ListParts and AbortMultipartUpload', async () => {
+      const s3 = sluiceS3Client(srv.url, acme);
+      const line = Buffer.from('multipart line of text for the s3 endpoint test\n');
+      const body = Buffer.concat(Array.from({ length: Math.ceil((11 * 1024 * 1024) / line.length) }, () => line));
+      const up = new Upload({ client: s3, params: { Bucket: 'acme', Key: 'big/notes.txt', Body: Readable.from([body]), ContentType: 'text/plain' }, partSize: 5 * 1024 * 1024, queueSize: 2 });
+      const done = await up.done();
+      assert.equal(done.ETag, `"${sha256(body)}"`);
+      const got = await s3.send(new GetObjectCommand({ Bucket: 'acme', Key: 'big/notes.txt' }));
+      assert.equal(sha256(await got.Body!.transformToByteArray()), sha256(body));
+      assert.equal(got.ContentLength, body.length);
+      // No upload state is left behind.
+      assert.deepEqual((await srv.storage.list({ prefix: `${srv.config.keyPrefix}/_system/s3/acme/uploads/` })).objects, []);
+
+      const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'acme', Key: 'big/aborted.txt' }));
+      const part = await s3.send(new UploadPartCommand({ Bucket: 'acme', Key: 'big/aborted.txt', UploadId, PartNumber: 1, Body: text('part one') }));
+      const parts = await s3.send(new ListPartsCommand({ Bucket: 'acme', Key: 'big/aborted.txt', UploadId }));
+      assert.deepEqual(parts.Parts?.map((p) => [p.PartNumber, p.ETag, p.Size]), [[1, part.ETag, text('part one').length]]);
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: 'acme', Key: 'big/aborted.txt', UploadId }));
+      assert.equal((await s3Error(s3.send(new ListPartsCommand({ Bucket: 'acme', Key: 'big/aborted.txt', UploadId })))).name, 'NoSuchUpload');
+      assert.deepEqual((await srv.storage.list({ prefix: `${srv.config.keyPrefix}/_system/s3/acme/uploads/` })).objects, []);
+    });
+
+    test('a multipart upload of an ELF is refused at completion with TYPE_NOT_ALLOWED', async () => {
+      const s3 = sluiceS3Client(srv.url, acme);
+      const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'acme', Key: 'evil.jpg', ContentType: 'image/jpeg' }));
+      const p1 = await s3.send(new UploadPartCommand({ Bucket: 'acme', Key: 'evil.jpg', UploadId, PartNumber: 1, Body: elf() }));
+      const e = await s3Error(
+        s3.send(new CompleteMultipartUploadCommand({ Bucket: 'acme', Key: 'evil.jpg', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }] } })),
+      );
+      assert.equal(e.$metadata.httpStatusCode, 415);
+      assert.match(e.message, /^TYPE_NOT_ALLOWED: /);
+      assert.equal((await s3Error(s3.send(new HeadObjectCommand({ Bucket: 'acme', Key: 'evil.jpg' })))).$metadata.httpStatusCode, 404);
     });
 
     test('raw: an error is an S3 XML document', async () => {
