@@ -227,6 +227,12 @@ const envSchema = z.object({
   // --- resumable uploads (tus, docs/tus.md) ---
   /** A tus upload not finished this long after creation expires (410) and is removed by the sweep. */
   SLUICE_TUS_EXPIRY_MS: int(1000).default(24 * 60 * 60 * 1000),
+  /**
+   * Local disk all PATCH bodies with an Upload-Checksum may take at once while they are
+   * verified (each is spooled to the temp dir whole); past it, 507 CHECKSUM_SPOOL_FULL.
+   * One PATCH larger than this is always refused: clients send smaller chunks.
+   */
+  SLUICE_TUS_CHECKSUM_SPOOL_BYTES: int(1 * MiB).default(8 * GiB),
   /** How often this instance runs the expiry sweep; 0 turns the timer off (call sweepExpiredUploads yourself). */
   SLUICE_TUS_SWEEP_INTERVAL_MS: int(0).default(10 * 60 * 1000),
   /**
@@ -585,6 +591,7 @@ function toConfig(e: ParsedEnv) {
       sweepIntervalMs: e.SLUICE_TUS_SWEEP_INTERVAL_MS,
       lock: e.SLUICE_TUS_LOCK ?? (kind === 's3' ? 'bucket' : 'process'),
       lockTimeoutMs: e.SLUICE_TUS_LOCK_TIMEOUT_MS,
+      checksumSpoolBytes: e.SLUICE_TUS_CHECKSUM_SPOOL_BYTES,
     },
     /** Shutdown, metrics, reaper, shedding, cluster (docs/operations.md). */
     ops: {

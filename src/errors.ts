@@ -67,6 +67,7 @@ export const errorCatalogue = {
   RATE_LIMITED: { status: 429, message: 'Too many requests; retry later' },
   TOO_MANY_UPLOADS: { status: 429, message: 'Too many uploads in progress for this tenant; retry later' },
   QUOTA_EXCEEDED: { status: 507, message: 'The tenant\'s storage quota is used up' },
+  CHECKSUM_SPOOL_FULL: { status: 507, message: 'The temp space for verifying checksummed uploads is full; retry later or send smaller PATCHes' },
   AUTH_UNAVAILABLE: { status: 503, message: 'The token issuer\'s keys cannot be fetched; retry later' },
 
   // --- resumable uploads (tus, docs/tus.md) ---

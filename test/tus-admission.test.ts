@@ -5,6 +5,7 @@
 // taking bytes, and any number of PATCHes buffered at once past the budget.
 
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -30,6 +31,7 @@ describe('tus PATCH goes through upload admission', () => {
     const config = loadConfig({
       ...TEST_SERVER_ENV, PORT: '0', LOG_LEVEL: 'silent', SLUICE_STORAGE: 'fs', SLUICE_DATA_DIR: dir, SLUICE_JOBS_POOL_SIZE: '0',
       SLUICE_UPLOAD_BUFFER_BYTES: String(1024 * 1024), SLUICE_UPLOAD_QUEUE_TIMEOUT_MS: '0', SLUICE_TUS_SWEEP_INTERVAL_MS: '0',
+      SLUICE_TUS_CHECKSUM_SPOOL_BYTES: String(1024 * 1024),
     });
     const storage = createStorage(config);
     deps = defaultDeps(config, storage, createLogger(config));
@@ -60,6 +62,24 @@ describe('tus PATCH goes through upload admission', () => {
       release();
     }
     const done = await patch(upload, 0, data);
+    assert.equal(done.status, 204, done.body.toString());
+    assert.ok(done.headers['sluice-file-id']);
+  });
+
+  it('checksummed PATCH bodies spool within SLUICE_TUS_CHECKSUM_SPOOL_BYTES: past it 507 CHECKSUM_SPOOL_FULL, nothing stored, the space given back', async () => {
+    const data = await pngOfSize(1600 * 1024);
+    const sum = (b: Buffer) => ({ 'upload-checksum': `sha1 ${createHash('sha1').update(b).digest('base64')}` });
+    const { res, url: upload } = await createUpload(url, data.length, { filename: 'spool.png' });
+    assert.equal(res.status, 201);
+    // One body over the process-wide spool: before, the whole of it went to the temp dir.
+    const refused = await patch(upload, 0, data, sum(data));
+    assert.equal(refused.status, 507, refused.body.toString());
+    assert.equal(code(refused), 'CHECKSUM_SPOOL_FULL');
+    assert.equal(await offsetOf(upload), 0);
+    // Smaller PATCHes fit, one after another: what the refused one took was given back.
+    const half = 800 * 1024;
+    assert.equal((await patch(upload, 0, data.subarray(0, half), sum(data.subarray(0, half)))).status, 204);
+    const done = await patch(upload, half, data.subarray(half), sum(data.subarray(half)));
     assert.equal(done.status, 204, done.body.toString());
     assert.ok(done.headers['sluice-file-id']);
   });

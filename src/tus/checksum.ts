@@ -4,7 +4,10 @@
 // first spooled to a temp file while it is hashed, and handed to the store
 // only when it matched; on mismatch it is dropped and the answer is 460.
 // Cost: one extra write and read of that PATCH on local disk, only for PATCHes
-// that ask for it; memory stays at a stream buffer.
+// that ask for it; memory stays at a stream buffer. Disk is bounded too: all
+// spooled bodies of the process together stay within a SpoolBudget
+// (SLUICE_TUS_CHECKSUM_SPOOL_BYTES); a PATCH that would pass it is refused
+// 507 CHECKSUM_SPOOL_FULL at that byte, and what it spooled is dropped.
 
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -32,6 +35,25 @@ export function parseUploadChecksum(header: string): UploadChecksum {
   return { algorithm: algorithm as Algorithm, digest: Buffer.from(m[2]!, 'base64') };
 }
 
+/** Bytes of spooled PATCH bodies on local disk, process-wide; taken as they arrive, given back when a spool is removed. */
+export class SpoolBudget {
+  readonly capacity: number;
+  #used = 0;
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+  get used(): number {
+    return this.#used;
+  }
+  take(bytes: number): void {
+    if (this.#used + bytes > this.capacity) throw new SluiceError('CHECKSUM_SPOOL_FULL', { details: { limitBytes: this.capacity } });
+    this.#used += bytes;
+  }
+  give(bytes: number): void {
+    this.#used -= bytes;
+  }
+}
+
 export interface SpooledBody {
   size: number;
   open(): Readable;
@@ -42,11 +64,16 @@ export interface SpooledBody {
 export async function spoolVerified(
   body: AsyncIterable<Uint8Array>,
   want: UploadChecksum,
-  opts: { maxBytes: number; signal: AbortSignal },
+  opts: { maxBytes: number; signal: AbortSignal; budget: SpoolBudget },
 ): Promise<SpooledBody> {
   const dir = await mkdtemp(path.join(tmpdir(), 'sluice-tus-'));
   const file = path.join(dir, 'body');
-  const remove = () => rm(dir, { recursive: true, force: true });
+  let taken = 0;
+  const remove = async () => {
+    await rm(dir, { recursive: true, force: true });
+    opts.budget.give(taken);
+    taken = 0;
+  };
   const hash = createHash(want.algorithm);
   let size = 0;
   try {
@@ -55,6 +82,8 @@ export async function spoolVerified(
       byteLimit(opts.maxBytes, 'FILE_TOO_LARGE'),
       async function* hashed(source: AsyncIterable<Uint8Array>) {
         for await (const chunk of source) {
+          opts.budget.take(chunk.byteLength);
+          taken += chunk.byteLength;
           hash.update(chunk);
           size += chunk.byteLength;
           yield chunk;

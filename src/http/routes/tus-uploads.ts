@@ -12,7 +12,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TUS_RESUMABLE } from '@tus/utils';
-import { CHECKSUM_ALGORITHMS, parseUploadChecksum, spoolVerified, type SpooledBody } from '../../tus/checksum.ts';
+import { CHECKSUM_ALGORITHMS, SpoolBudget, parseUploadChecksum, spoolVerified, type SpooledBody } from '../../tus/checksum.ts';
 import { fromTusAnswer, fromTusError } from '../../tus/protocol-errors.ts';
 import { TUS_PATH, createTusService, type TusRequestContext } from '../../tus/service.ts';
 import { isSluiceError } from '../../errors.ts';
@@ -28,6 +28,7 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
   app.addHook('onClose', () => tus.close());
   // The IETF resumable-upload draft on the same resources, told apart by header (docs/resumable.md).
   const draft = createResumableHttp({ config, storage: deps.storage, engine: tus, shutdownSignal: deps.shutdownSignal });
+  const spoolBudget = new SpoolBudget(config.tus.checksumSpoolBytes);
 
   if (config.tus.sweepIntervalMs > 0) {
     let running = false;
@@ -77,6 +78,7 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
           spooled = await spoolVerified(source, parseUploadChecksum(checksum), {
             maxBytes: config.limits.fileBytes,
             signal: admission.signal,
+            budget: spoolBudget,
           });
           headers.set('content-length', String(spooled.size));
           body = Readable.toWeb(spooled.open()) as ReadableStream<Uint8Array>;
@@ -93,6 +95,9 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
       const ctx: TusRequestContext = { tenant: request.tenant, log: request.log };
       tus.contexts.set(webRequest, ctx);
       const res = await tus.server.handleWeb(webRequest);
+      // The store has read the spooled body: its disk space is free before the client hears back.
+      await spooled?.remove();
+      spooled = undefined;
       // tus's headers (Tus-Resumable, CORS, Connection: close after an abort) go on every answer, errors too.
       res.headers.forEach((value, name) => {
         if (name !== 'content-length' && name !== 'content-type') reply.header(name, value);
