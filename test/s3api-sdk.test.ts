@@ -124,6 +124,20 @@ for (const backend of backends()) {
       assert.equal((await s3Error(s3.send(new HeadObjectCommand({ Bucket: 'acme', Key: 'cat.jpg' })))).$metadata.httpStatusCode, 404);
     });
 
+    test('a checksum that does not match is BadDigest, a malformed one InvalidDigest; nothing is stored', async () => {
+      const s3 = sluiceS3Client(srv.url, acme);
+      const body = text('checked');
+      const crc = await s3Error(s3.send(new PutObjectCommand({ Bucket: 'acme', Key: 'sum/crc.txt', Body: body, ChecksumCRC32: 'AAAAAA==' })));
+      assert.equal(crc.name, 'BadDigest');
+      assert.equal(crc.$metadata.httpStatusCode, 400);
+      const md5 = await s3Error(s3.send(new PutObjectCommand({ Bucket: 'acme', Key: 'sum/md5.txt', Body: body, ContentMD5: Buffer.alloc(16).toString('base64') })));
+      assert.equal(md5.name, 'BadDigest');
+      const bad = await s3Error(s3.send(new PutObjectCommand({ Bucket: 'acme', Key: 'sum/bad.txt', Body: body, ContentMD5: 'nope' })));
+      assert.equal(bad.name, 'InvalidDigest');
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'acme', Prefix: 'sum/' }));
+      assert.equal(listed.KeyCount, 0);
+    });
+
     test('a presigned GET URL works; an expired one is refused', async () => {
       const s3 = sluiceS3Client(srv.url, acme);
       const body = text('presigned');

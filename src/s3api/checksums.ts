@@ -87,14 +87,12 @@ export function checksumStage(headers: IncomingHttpHeaders, trailers?: ReadonlyM
       const given = w.value();
       if (given === undefined) throw new S3Error('InvalidRequest', `The trailer ${w.from} named by x-amz-trailer was not sent`);
       const got = await sums[i]!.digest();
-      if (got !== given.trim()) {
-        throw new S3Error(w.alg === 'md5' ? 'BadDigest' : 'BadDigest', `The ${w.from} you specified did not match the calculated checksum.`);
-      }
+      if (got !== given.trim()) throw new S3Error('BadDigest', `The ${w.from} you specified did not match the calculated checksum.`);
     }
   };
 }
 
-/** The x-amz-checksum-* header names a client may ask GetObject/HeadObject for; sluice stores sha256 only. */
+/** The x-amz-checksum-sha256 value of a stored file (sluice keeps only the sha256 of each file). */
 export function sha256Base64(hex: string): string {
   return Buffer.from(hex, 'hex').toString('base64');
 }
