@@ -23,6 +23,29 @@ import type {
 } from './storage.ts';
 
 const TEMP_MARK = '.sluice-tmp-';
+/** Directory entries kept sorted for listings, in all (about 100 bytes each). */
+const DIR_CACHE_ENTRIES = 200_000;
+/** A directory changed more recently than this is not cached (mtime granularity). */
+const DIR_SETTLE_MS = 2000;
+
+interface DirEntry {
+  /** The entry's key; a directory's ends with "/". */
+  key: string;
+  isDir: boolean;
+}
+
+/** First index whose key is at or after `bound`, or the directory before it that contains `bound`. */
+function lowerBound(entries: readonly DirEntry[], bound: string): number {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (entries[mid]!.key < bound) lo = mid + 1;
+    else hi = mid;
+  }
+  const before = entries[lo - 1];
+  return before?.isDir && bound.startsWith(before.key) ? lo - 1 : lo;
+}
 
 export class FsStorage implements Storage, StaleUploadSweeper, ConditionalWrites, LocalFiles {
   readonly kind = 'fs';
@@ -31,6 +54,9 @@ export class FsStorage implements Storage, StaleUploadSweeper, ConditionalWrites
   readonly root: string;
   // Held only around a rename, link or unlink and the stat before it, never while a body streams.
   readonly #keyLock = new AsyncLock({ maxPending: Infinity });
+  /** Sorted entries of directories being paged through, least recently used first (#entries). */
+  readonly #dirCache = new Map<string, { ino: bigint; mtimeNs: bigint; entries: DirEntry[] }>();
+  #dirCacheEntries = 0;
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -181,24 +207,18 @@ export class FsStorage implements Storage, StaleUploadSweeper, ConditionalWrites
     return out;
   }
 
-  /** Depth-first walk in S3 key order (a directory sorts as "name/"). */
+  /** Depth-first walk in S3 key order (a directory sorts as "name/"). Each directory starts at the cursor by binary search. */
   async *#walk(
     dirKey: string,
     opts: ListOptions,
   ): AsyncGenerator<{ kind: 'prefix'; key: string } | { kind: 'object'; info: ObjectInfo }> {
-    let entries;
-    try {
-      entries = await readdir(dirKey ? path.join(this.root, ...dirKey.split('/').filter(Boolean)) : this.root, { withFileTypes: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
-      throw err;
-    }
-    const named = entries
-      .filter((e) => !e.name.startsWith(TEMP_MARK) && (e.isDirectory() || e.isFile()))
-      .map((e) => ({ e, key: dirKey + e.name + (e.isDirectory() ? '/' : '') }))
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    for (const { e, key } of named) {
-      const isDir = e.isDirectory();
+    const named = await this.#entries(dirKey);
+    let from = lowerBound(named, opts.prefix);
+    if (opts.startAfter) from = Math.max(from, lowerBound(named, opts.startAfter));
+    for (let i = from; i < named.length; i++) {
+      const { key, isDir } = named[i]!;
+      // Sorted: past the prefix, nothing further can match.
+      if (key > opts.prefix && !key.startsWith(opts.prefix) && !opts.prefix.startsWith(key)) break;
       // Skip subtrees that cannot contain the prefix or lie wholly before startAfter.
       if (!key.startsWith(opts.prefix) && !opts.prefix.startsWith(key)) continue;
       if (opts.startAfter && isDir && !opts.startAfter.startsWith(key) && key < opts.startAfter) continue;
@@ -214,6 +234,50 @@ export class FsStorage implements Storage, StaleUploadSweeper, ConditionalWrites
       const st = await stat(path.join(this.root, ...key.split('/'))).catch(() => null);
       if (st) yield { kind: 'object', info: { key, size: st.size, lastModified: st.mtime } };
     }
+  }
+
+  /**
+   * A directory's entries in key order. Kept (up to DIR_CACHE_ENTRIES entries in all) while
+   * the directory's inode and mtime stay the same, so paging through a large directory reads
+   * and sorts it once, not once per page. A directory changed within the last
+   * DIR_SETTLE_MS is read afresh each time: its mtime has the kernel tick's granularity,
+   * so two changes inside one tick would look like none.
+   */
+  async #entries(dirKey: string): Promise<DirEntry[]> {
+    const dir = dirKey ? path.join(this.root, ...dirKey.split('/').filter(Boolean)) : this.root;
+    let st: BigIntStats;
+    let entries;
+    try {
+      st = await stat(dir, { bigint: true });
+      const hit = this.#dirCache.get(dir);
+      if (hit && hit.ino === st.ino && hit.mtimeNs === st.mtimeNs) {
+        this.#dirCache.delete(dir);
+        this.#dirCache.set(dir, hit);
+        return hit.entries;
+      }
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+      throw err;
+    }
+    const named = entries
+      .filter((e) => !e.name.startsWith(TEMP_MARK) && (e.isDirectory() || e.isFile()))
+      .map((e) => ({ key: dirKey + e.name + (e.isDirectory() ? '/' : ''), isDir: e.isDirectory() }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const settled = Date.now() - Number(st.mtimeMs) > DIR_SETTLE_MS;
+    if (settled && named.length <= DIR_CACHE_ENTRIES) {
+      const old = this.#dirCache.get(dir);
+      if (old) this.#dirCacheEntries -= old.entries.length;
+      this.#dirCache.delete(dir);
+      this.#dirCache.set(dir, { ino: st.ino, mtimeNs: st.mtimeNs, entries: named });
+      this.#dirCacheEntries += named.length;
+      for (const [d, v] of this.#dirCache) {
+        if (this.#dirCacheEntries <= DIR_CACHE_ENTRIES) break;
+        this.#dirCache.delete(d);
+        this.#dirCacheEntries -= v.entries.length;
+      }
+    }
+    return named;
   }
 
   async ready(): Promise<void> {
