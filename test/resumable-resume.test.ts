@@ -109,3 +109,27 @@ describe('IETF resumable upload resumed on a second instance sharing the bucket'
     assert.equal((await call(`${a.url}/v1/files/${file.id}`)).json<{ sha256: string }>().sha256, sha256(data));
   });
 });
+
+describe('IETF resumable append past the upload deadline', () => {
+  let srv: TestServer;
+  before(async () => {
+    srv = await startServer({ label: 'rufh-deadline', env: { SLUICE_UPLOAD_DEADLINE_MS: '1000' } });
+  });
+  after(() => srv.close());
+
+  it('is cut off with 408 UPLOAD_DEADLINE_EXCEEDED as a problem, and the bytes that arrived are kept', async () => {
+    // Small, so the requests after the cut (each with its own 1 s deadline) stay far inside it on a loaded machine.
+    const data = await pngOfSize(300 * 1024);
+    const made = await draft(`${srv.url}/v1/uploads`, { method: 'POST', headers: { ...dialect(8, false), 'upload-length': String(data.length) } });
+    const url = new URL(String(made.headers.location), srv.url).toString();
+    // 256 KiB of the append, then silence: only the deadline can end it.
+    const sock = await sendPartially(url, 'PATCH', { ...dialect(8, true), 'upload-offset': '0', 'content-type': PARTIAL }, data, 256 * 1024);
+    const seen = received(sock);
+    const answer = await until(() => /HTTP\/1\.1 408[^]*\r\n\r\n[^]*\}/.exec(seen.text())?.[0], 'the 408 at the deadline');
+    sock.destroy();
+    assert.match(answer, /"code":"UPLOAD_DEADLINE_EXCEEDED"/);
+    assert.match(answer, /content-type: application\/problem\+json/i);
+    const file = await finish(url, data);
+    assert.equal(file.sha256, sha256(data));
+  });
+});

@@ -12,13 +12,14 @@
 // anyway). Progress 104s during an append are not sent (they are optional).
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../config.ts';
 import { isSluiceError, SluiceError } from '../errors.ts';
+import { untilReleased } from '../resumable/body.ts';
 import { LATEST_INTEROP, interopVersion, isDraftRequest, uploadLimitHeader, versionHeader, type InteropVersion } from '../resumable/interop.ts';
 import { toProblem } from '../resumable/problem.ts';
 import { createResumableUploads, type Answer, type BodyCall, type Call, type UploadEngine } from '../resumable/uploads.ts';
-import type { Storage } from '../storage/storage.ts';
 import { lingerThenClose } from './plugins/error-handler.ts';
+import type { AppDeps } from './types.ts';
+import { admitUpload, type Admission } from './upload-admission.ts';
 
 export interface ResumableHttp {
   /** Whether this request is the draft's (else tus 1.0's). */
@@ -28,17 +29,17 @@ export interface ResumableHttp {
   discovery(): Record<string, string>;
 }
 
-export function createResumableHttp(deps: {
-  config: Readonly<Config>;
-  storage: Storage;
-  engine: UploadEngine;
-  shutdownSignal?: AbortSignal | undefined;
-}): ResumableHttp {
-  const uploads = createResumableUploads(deps);
+export function createResumableHttp(deps: AppDeps, engine: UploadEngine): ResumableHttp {
+  const uploads = createResumableUploads({ config: deps.config, storage: deps.storage, engine, shutdownSignal: deps.shutdownSignal });
+
+  /** Admitted like every upload (upload-admission.ts: size, buffer budget, 100 Continue, deadline, shutdown). */
+  const admit = (request: FastifyRequest, reply: FastifyReply) =>
+    admitUpload(request, reply, deps, { maxBytes: deps.config.limits.fileBytes, tooLarge: 'FILE_TOO_LARGE' });
 
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const id = (request.params as { id?: string }).id;
     let version: InteropVersion | undefined;
+    let admission: Admission | undefined;
     try {
       version = interopVersion(request.headers);
       const call: Call = { tenant: request.tenant, log: request.log, headers: request.headers, version };
@@ -46,11 +47,18 @@ export function createResumableHttp(deps: {
       if (request.method === 'OPTIONS') answer = uploads.options(version);
       else if (id === undefined) {
         if (request.method !== 'POST') throw new SluiceError('ROUTE_NOT_FOUND');
-        answer = await uploads.create(withBody(call, request, reply));
-      } else if (request.method === 'PATCH') answer = await uploads.append(withBody(call, request, reply), id);
+        admission = await admit(request, reply);
+        answer = await uploads.create(withBody(call, request, reply, admission));
+      } else if (request.method === 'PATCH') {
+        admission = await admit(request, reply);
+        answer = await uploads.append(withBody(call, request, reply, admission), id);
+      }
       else if (request.method === 'HEAD') answer = await uploads.offset(call, id);
       else if (request.method === 'DELETE') answer = await uploads.cancel(call, id);
       else throw new SluiceError('ROUTE_NOT_FOUND');
+      // The deadline or the shutdown cut the body off (its bytes are kept): answer that.
+      const cut: unknown = admission?.signal.aborted ? admission.signal.reason : undefined;
+      if (isSluiceError(cut) && cut.code !== 'CLIENT_ABORTED') throw cut;
       if (answer.terminate) {
         // Taken over by a newer request: its bytes are kept; end this one abruptly (draft §"Concurrency").
         request.log.info({ upload: { ietf: true, outcome: 'taken-over' } }, 'upload append ended by a newer one');
@@ -71,6 +79,8 @@ export function createResumableHttp(deps: {
         .code(problem.status)
         .headers({ ...problem.headers, ...limit, ...versionHeader(v, request.headers) })
         .send(JSON.stringify(problem.body));
+    } finally {
+      admission?.release();
     }
   }
 
@@ -81,12 +91,13 @@ export function createResumableHttp(deps: {
   };
 }
 
-function withBody(call: Call, request: FastifyRequest, reply: FastifyReply): BodyCall {
+function withBody(call: Call, request: FastifyRequest, reply: FastifyReply, admission: Admission): BodyCall {
   const raw = request.raw;
   const named = request.headers['upload-draft-interop-version'] !== undefined;
   return {
     ...call,
-    body: raw.iterator({ destroyOnReturn: false }),
+    // Read without destroying the request on failure, so a refusal can still be answered.
+    body: untilReleased(raw.iterator({ destroyOnReturn: false }), admission.signal),
     bodyComplete: () => raw.complete,
     interim: (headers) => {
       if (!named || reply.raw.headersSent) return;

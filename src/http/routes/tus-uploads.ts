@@ -27,7 +27,7 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
   const tus = createTusService({ config, storage: deps.storage, log: deps.log, shutdownSignal: deps.shutdownSignal, jobs: deps.jobs });
   app.addHook('onClose', () => tus.close());
   // The IETF resumable-upload draft on the same resources, told apart by header (docs/resumable.md).
-  const draft = createResumableHttp({ config, storage: deps.storage, engine: tus, shutdownSignal: deps.shutdownSignal });
+  const draft = createResumableHttp(deps, tus);
   const spoolBudget = new SpoolBudget(config.tus.checksumSpoolBytes);
 
   if (config.tus.sweepIntervalMs > 0) {
