@@ -172,16 +172,50 @@ for (const backend of backends()) {
       assert.deepEqual((await srv.storage.list({ prefix: `${srv.config.keyPrefix}/_system/s3/acme/uploads/` })).objects, []);
     });
 
-    test('a multipart upload of an ELF is refused at completion with TYPE_NOT_ALLOWED', async () => {
+    test('a multipart upload of an ELF is refused at its first part; invalid UTF-8 in a later part at completion', async () => {
       const s3 = sluiceS3Client(srv.url, acme);
       const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'acme', Key: 'evil.jpg', ContentType: 'image/jpeg' }));
-      const p1 = await s3.send(new UploadPartCommand({ Bucket: 'acme', Key: 'evil.jpg', UploadId, PartNumber: 1, Body: elf() }));
-      const e = await s3Error(
-        s3.send(new CompleteMultipartUploadCommand({ Bucket: 'acme', Key: 'evil.jpg', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }] } })),
-      );
+      const e = await s3Error(s3.send(new UploadPartCommand({ Bucket: 'acme', Key: 'evil.jpg', UploadId, PartNumber: 1, Body: elf() })));
       assert.equal(e.$metadata.httpStatusCode, 415);
       assert.match(e.message, /^TYPE_NOT_ALLOWED: /);
-      assert.equal((await s3Error(s3.send(new HeadObjectCommand({ Bucket: 'acme', Key: 'evil.jpg' })))).$metadata.httpStatusCode, 404);
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: 'acme', Key: 'evil.jpg', UploadId }));
+
+      const t = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'acme', Key: 'mixed.txt', ContentType: 'text/plain' }));
+      const first = Buffer.alloc(5 * 1024 * 1024, 'a');
+      const p1 = await s3.send(new UploadPartCommand({ Bucket: 'acme', Key: 'mixed.txt', UploadId: t.UploadId, PartNumber: 1, Body: first }));
+      const p2 = await s3.send(new UploadPartCommand({ Bucket: 'acme', Key: 'mixed.txt', UploadId: t.UploadId, PartNumber: 2, Body: Buffer.from([0xff, 0xfe, 0x00, 0x01]) }));
+      const done = await s3Error(
+        s3.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: 'acme',
+            Key: 'mixed.txt',
+            UploadId: t.UploadId,
+            MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }, { PartNumber: 2, ETag: p2.ETag }] },
+          }),
+        ),
+      );
+      assert.equal(done.$metadata.httpStatusCode, 415);
+      assert.match(done.message, /^TYPE_NOT_ALLOWED: .*UTF-8/);
+      assert.equal((await s3Error(s3.send(new HeadObjectCommand({ Bucket: 'acme', Key: 'mixed.txt' })))).$metadata.httpStatusCode, 404);
+    });
+
+    test('a key without files:write cannot put; a revoked key is refused', async () => {
+      const reader = issueKey('acme', ['files:read']);
+      const doomed = issueKey('acme');
+      const own = await startServer({ backend, env: s3ApiEnv([reader, doomed]), label: 's3api-scopes' });
+      try {
+        const e = await s3Error(sluiceS3Client(own.url, reader).send(new PutObjectCommand({ Bucket: 'acme', Key: 'ro.txt', Body: text('ro') })));
+        assert.equal(e.name, 'AccessDenied');
+        assert.match(e.message, /files:write/);
+        const s3 = sluiceS3Client(own.url, doomed);
+        await s3.send(new PutObjectCommand({ Bucket: 'acme', Key: 'before.txt', Body: text('before') }));
+        await own.app.revocations.revoke({ subject: `s3key:${doomed.accessKeyId}` });
+        const r = await s3Error(s3.send(new GetObjectCommand({ Bucket: 'acme', Key: 'before.txt' })));
+        assert.equal(r.name, 'AccessDenied');
+        assert.match(r.message, /revoked/);
+      } finally {
+        await own.close();
+      }
     });
 
     test('raw: an error is an S3 XML document', async () => {

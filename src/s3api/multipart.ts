@@ -17,6 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { commitFiles, discardStaged, stageFile } from '../core/ingest.ts';
+import { admitType, detectType, SNIFF_BYTES } from '../core/file-types.ts';
 import { sanitizeFileName } from '../core/names.ts';
 import { byteLimit } from '../core/stages/byte-limit.ts';
 import { idleTimeout } from '../core/stages/idle-timeout.ts';
@@ -111,7 +112,7 @@ export class MultipartOperations {
     const rawN = t.query.partNumber;
     const n = typeof rawN === 'string' && /^\d{1,5}$/.test(rawN) ? Number(rawN) : NaN;
     if (!(n >= 1 && n <= MAX_PARTS)) throw new S3Error('InvalidArgument', `Part number must be an integer between 1 and ${MAX_PARTS}, inclusive`);
-    const { base } = await this.#upload(request, t);
+    const { base, meta } = await this.#upload(request, t);
     const { config } = this.#deps;
     const body = uploadBody(request, verifiedOf(request));
     const admission = await admitUpload(request, reply, this.#deps, { maxBytes: decodedMax(config.limits.fileBytes, request), tooLarge: 'FILE_TOO_LARGE' });
@@ -124,6 +125,9 @@ export class MultipartOperations {
         body.source,
         idleTimeout(config.timeouts.uploadIdleMs),
         byteLimit(config.limits.fileBytes),
+        // Part 1 holds the file's first bytes: a type the allowlist refuses is refused now, not after
+        // gigabytes of further parts. CompleteMultipartUpload still checks the whole file.
+        n === 1 ? headTypeCheck(config.allowedTypes, meta.contentType) : passThrough,
         async function* measure(source: AsyncIterable<Uint8Array>) {
           for await (const chunk of source) {
             md5.update(chunk);
@@ -264,6 +268,37 @@ export class MultipartOperations {
       admission.release();
     }
   }
+}
+
+/** Refuses a part whose first SNIFF_BYTES are of a type the allowlist (or the declared type) refuses. */
+function headTypeCheck(allowed: readonly string[], declared: string | undefined) {
+  return async function* headType(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    const head: Uint8Array[] = [];
+    let bytes = 0;
+    let checked = false;
+    for await (const chunk of source) {
+      if (checked) {
+        yield chunk;
+        continue;
+      }
+      head.push(chunk);
+      bytes += chunk.byteLength;
+      if (bytes < SNIFF_BYTES) continue;
+      const buf = Buffer.concat(head);
+      admitType(await detectType(buf.subarray(0, SNIFF_BYTES), declared), declared, allowed);
+      checked = true;
+      yield buf;
+    }
+    if (!checked && bytes > 0) {
+      const buf = Buffer.concat(head);
+      admitType(await detectType(buf, declared), declared, allowed);
+      yield buf;
+    }
+  };
+}
+
+async function* passThrough(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield* source;
 }
 
 function decodedMax(fileBytes: number, request: FastifyRequest): number {
