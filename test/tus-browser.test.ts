@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type BrowserContext } from 'playwright-core';
 import sharp from 'sharp';
 import { buildWeb } from '../scripts/build-web.ts';
-import { call, pngOfSize, sha256 } from './helpers/http.ts';
+import { call, elf, pngOfSize, sha256 } from './helpers/http.ts';
 import { TEST_SERVER_ENV } from './helpers/test-env.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -142,6 +142,22 @@ describe('upload page in Chromium', { skip: existsSync(CHROMIUM) ? false : `no $
     await page.screenshot({ path: shot, fullPage: true });
     if (process.env.UPDATE_SCREENSHOT === '1') await copyFile(shot, path.join(root, 'docs', 'upload-page.png'));
     await rm(shot, { force: true });
+    await rm(fileDir, { recursive: true, force: true });
+  });
+
+  it('shows the server\'s JSON refusal of a disallowed type (TYPE_NOT_ALLOWED at the first PATCH) on the file in Uppy', async () => {
+    const fileDir = await mkdtemp(path.join(tmpdir(), 'sluice-browser-file-'));
+    const file = path.join(fileDir, 'installer.bin');
+    await writeFile(file, Buffer.concat([elf(), Buffer.alloc(64 * 1024)]));
+    const page = await context!.newPage();
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.locator('.uppy-Dashboard-input').first().setInputFiles(file);
+    await page.locator('.uppy-StatusBar-actionBtn--upload').click();
+    // The file's error button carries the error text (the page sets it from our JSON body) as its label.
+    const shown = page.locator('.uppy-Dashboard-Item.is-error .uppy-Dashboard-Item-errorDetails[aria-label*="TYPE_NOT_ALLOWED"]').first();
+    await shown.waitFor({ state: 'attached', timeout: 60_000 });
+    assert.match(String(await shown.getAttribute('aria-label')), /The file type is not allowed \(TYPE_NOT_ALLOWED\)/);
+    await page.close();
     await rm(fileDir, { recursive: true, force: true });
   });
 });

@@ -51,6 +51,19 @@ const uppy = new Uppy({ autoProceed: false })
     headers: () => authHeaders(),
   });
 uppy.on('upload-success', () => void refresh());
+// A refusal (type, size, expiry …) is JSON with a code: show its message, not tus-js-client's wrapper text.
+uppy.on('upload-error', (file, error) => {
+  const body = (error as { originalResponse?: { getBody(): string } | null }).originalResponse?.getBody();
+  let refusal: { code?: string; message?: string } | undefined;
+  try {
+    refusal = body ? (JSON.parse(body) as { error?: { code?: string; message?: string } }).error : undefined;
+  } catch {
+    // not one of our answers (a proxy's page): keep Uppy's own text
+  }
+  if (!file || !refusal?.message) return;
+  uppy.setFileState(file.id, { error: `${refusal.message} (${refusal.code ?? 'error'})` });
+  uppy.info(`${file.name}: ${refusal.message}`, 'error', 10_000);
+});
 
 const tbody = document.querySelector<HTMLTableSectionElement>('#files tbody')!;
 const status = document.querySelector<HTMLParagraphElement>('#files-status')!;
