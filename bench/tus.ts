@@ -217,8 +217,21 @@ async function dropAndResume(endpoint: string, size: number): Promise<{ resumeMs
 
 const mbps = (size: number, s: number) => size / MiB / s;
 
+/** Every S3 request MinIO has served so far (its v3 metrics, public for this MinIO only). */
+async function s3Requests(): Promise<number> {
+  const text = await (await fetch(`${minio.endpoint}/minio/metrics/v3/api/requests`)).text();
+  let n = 0;
+  for (const line of text.split('\n')) {
+    const m = /^minio_api_requests_total\{[^}]*\} (\d+(?:\.\d+)?(?:e\+\d+)?)$/.exec(line);
+    if (m) n += Number(m[1]);
+  }
+  return n;
+}
+
 // ---- run ----
 const tusdBin = findTusd();
+// MinIO's request counters, readable without a token: S3 requests per GiB for each path.
+process.env.MINIO_PROMETHEUS_AUTH_TYPE ??= 'public';
 const minio = await startMinio();
 const bucket = 'bench-tus';
 const client = new S3Client({
@@ -271,25 +284,31 @@ try {
 
   await tusOnce(`${tusp.url}/v1/uploads`, 16 * MiB);
   const times = { put: [] as number[], tus: [] as number[], tusp: [] as number[], tusd: [] as number[] };
+  const requests = { put: [] as number[], tus: [] as number[], tusp: [] as number[], tusd: [] as number[] };
   const order: (keyof typeof times)[] = ['put', 'tus', 'tusp', 'tusd'];
   for (let run = 0; run < RUNS; run++) {
     for (let k = 0; k < order.length; k++) {
       const which = order[(run + k) % order.length]!;
       let s: number;
+      const before = await s3Requests();
       if (which === 'put') s = await putOnce(put.url, SIZE);
       else if (which === 'tus' || which === 'tusp') {
         const svc = which === 'tus' ? tus : tusp;
         const r = await tusOnce(`${svc.url}/v1/uploads`, SIZE);
+        requests[which].push((await s3Requests()) - before);
         const file = await request(`${svc.url}/v1/files/${r.fileId}`);
         const view = (await file.body.json()) as { sha256: string };
         if (view.sha256 !== expected) throw new Error('sluice tus: sha256 differs from the source');
         s = r.seconds;
       } else s = (await tusOnce(`${tusd.url}/files/`, SIZE)).seconds;
+      if (which === 'put' || which === 'tusd') requests[which].push((await s3Requests()) - before);
       times[which].push(s);
       console.log(`run ${run + 1} ${which.padEnd(4)} ${s.toFixed(2)} s  ${mbps(SIZE, s).toFixed(1)} MiB/s  load=${loadavg()[0]!.toFixed(2)}`);
     }
   }
   const m = { put: median(times.put), tus: median(times.tus), tusp: median(times.tusp), tusd: median(times.tusd) };
+  const gib = SIZE / (1024 * MiB);
+  const perGiB = (k: keyof typeof requests) => (median(requests[k]) / gib).toFixed(0);
   const ratioPut = m.put / m.tus;
   const ratioTusd = m.tusd / m.tus;
 
@@ -319,9 +338,10 @@ try {
   console.log(`tus/put throughput ratio ${ratioPut.toFixed(3)}   tus/tusd throughput ratio ${ratioTusd.toFixed(3)}`);
   console.log(`without the bucket lock: tus/put ${(m.put / m.tusp).toFixed(3)}   tus/tusd ${(m.tusd / m.tusp).toFixed(3)}`);
   console.log(`drop at 50%: sluice resumed after ${drop.resumeMs.toFixed(0)} ms, re-sent ${drop.resentBytes} bytes; tusd resumed after ${dropTusd.resumeMs.toFixed(0)} ms, re-sent ${dropTusd.resentBytes} bytes`);
+  console.log(`S3 requests per GiB: put ${perGiB('put')}  tus ${perGiB('tus')}  tusp ${perGiB('tusp')}  tusd ${perGiB('tusd')}`);
   console.log(`load at end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(
-    `RESULT tus ratio_vs_put=${ratioPut.toFixed(3)} ratio_vs_tusd=${ratioTusd.toFixed(3)} rss_mb=${rss.tus} idle_rss_mb=${idle.tus} resent_bytes=${drop.resentBytes} resume_ms=${drop.resumeMs.toFixed(0)} readback_s=${readBackS.toFixed(2)} ratio_vs_put_process_lock=${(m.put / m.tusp).toFixed(3)} ratio_vs_tusd_process_lock=${(m.tusd / m.tusp).toFixed(3)} tus_mibps=${mbps(SIZE, m.tus).toFixed(1)} put_mibps=${mbps(SIZE, m.put).toFixed(1)} tusd_mibps=${mbps(SIZE, m.tusd).toFixed(1)}`,
+    `RESULT tus ratio_vs_put=${ratioPut.toFixed(3)} ratio_vs_tusd=${ratioTusd.toFixed(3)} rss_mb=${rss.tus} idle_rss_mb=${idle.tus} resent_bytes=${drop.resentBytes} resume_ms=${drop.resumeMs.toFixed(0)} readback_s=${readBackS.toFixed(2)} ratio_vs_put_process_lock=${(m.put / m.tusp).toFixed(3)} ratio_vs_tusd_process_lock=${(m.tusd / m.tusp).toFixed(3)} tus_mibps=${mbps(SIZE, m.tus).toFixed(1)} put_mibps=${mbps(SIZE, m.put).toFixed(1)} tusd_mibps=${mbps(SIZE, m.tusd).toFixed(1)} s3_requests_per_gib=${perGiB('tus')} tusd_s3_requests_per_gib=${perGiB('tusd')} put_s3_requests_per_gib=${perGiB('put')}`,
   );
 } finally {
   for (const p of procs) await p.stop();

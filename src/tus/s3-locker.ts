@@ -60,6 +60,11 @@ export class S3Locker implements Locker {
     this.opts = { ttlMs: 30_000, acquireTimeoutMs: 20_000, lingerMs: 1_000, ...opts };
   }
 
+  /** The lease this instance holds on the upload (active or lingering), as an identity: a new one is a new object. */
+  leaseOf(id: string): unknown {
+    return this.leases.get(id);
+  }
+
   newLock(id: string): Lock {
     return new S3Lock(this, id);
   }

@@ -64,6 +64,8 @@ export interface TusDeps {
   jobs?: JobQueue | undefined;
 }
 
+const PROCESS_LEASE = Symbol('process lock');
+
 export function createTusService(deps: TusDeps): TusService {
   const { config, storage } = deps;
   const prefix = config.keyPrefix;
@@ -81,6 +83,8 @@ export function createTusService(deps: TusDeps): TusService {
   const store: TusStore = createTusStore(config, {
     onRefused: (key) => removeUpload({ ...deps, store }, refOf(key)),
     exists: async (key) => (await storage.head(key)) !== null,
+    // One process serialises every write with the in-memory lock; the bucket lock says which lease is ours.
+    leaseOf: (key) => (locker instanceof S3Locker ? locker.leaseOf(key) : PROCESS_LEASE),
     onRemoved: async (key) => {
       const ref = refOf(key);
       // Termination is refused for finished uploads; a manifest here would mean a bug, so never touch a committed file.

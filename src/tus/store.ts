@@ -1,4 +1,5 @@
-// The tus data store: @tus/file-store for the fs backend, @tus/s3-store for S3,
+// The tus data store: @tus/file-store for the fs backend, @tus/s3-store for S3
+// (with parts streamed as they arrive: s3-part-store.ts),
 // both writing at the file's final key (keys.ts), behind a decorator that adds
 // what sluice needs on every write:
 //   - an idle timeout, so a client that stops sending releases the upload;
@@ -16,21 +17,22 @@
 //   - on S3, a short-lived cache of upload infos whose "complete" answers are
 //     confirmed against the bucket (ShortCache, getUpload).
 //
-// Bounds: the S3 store spools each part to a temp file in os.tmpdir() before
-// sending it (disk, not memory: part size × parts in flight), and this
+// Bounds: on S3 each part streamed is also copied to a temp file in
+// os.tmpdir() (disk, not memory: one part per PATCH in progress), and this
 // decorator holds at most SNIFF_BYTES plus one chunk while sniffing.
 
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { FileStore } from '@tus/file-store';
-import { S3Store, type MetadataValue } from '@tus/s3-store';
+import type { MetadataValue } from '@tus/s3-store';
 import { DataStore, ERRORS, type KvStore, type Upload } from '@tus/utils';
 import type { Config } from '../config.ts';
 import { SNIFF_BYTES, admitType, detectType } from '../core/file-types.ts';
 import { idleTimeout } from '../core/stages/idle-timeout.ts';
 import { isSluiceError, type SluiceError } from '../errors.ts';
 import { CarriedDigests, type CarriedDigest } from './carried-digest.ts';
+import { StreamingS3Store } from './s3-part-store.ts';
 
 /**
  * Bytes handed to a store per write call. Socket reads arrive in 16–64 KiB
@@ -50,6 +52,8 @@ export interface TusStoreHooks {
   onRemoved(uploadKey: string): Promise<void>;
   /** Whether a storage key exists (the S3 info object, to confirm a cached upload). */
   exists(key: string): Promise<boolean>;
+  /** This instance's lease on the upload's lock, as an identity (undefined: none); the S3 store trusts its remembered parts only under the same lease. */
+  leaseOf(uploadKey: string): unknown;
 }
 
 export interface TusStore extends DataStore {
@@ -67,7 +71,7 @@ export function createTusStore(config: Readonly<Config>, hooks: TusStoreHooks): 
     // Equal parts (R2): a PATCH's tail shorter than a whole part is kept as the
     // store's incomplete `.part` object instead of becoming a short part.
     const wholePart = Math.max(s3.partSize, Math.ceil(s3.maxObjectBytes / s3.maxParts));
-    const inner = new S3Store({
+    const inner = new StreamingS3Store({
       partSize: s3.partSize,
       maxMultipartParts: s3.maxParts,
       minPartSize: s3.equalParts ? wholePart : s3.minPartSize,
@@ -85,7 +89,7 @@ export function createTusStore(config: Readonly<Config>, hooks: TusStoreHooks): 
         requestChecksumCalculation: checksum,
         responseChecksumValidation: checksum,
       },
-    });
+    }, hooks.leaseOf);
     // A deferred length is planned for the largest upload sluice accepts, not S3's 5 TiB
     // (which would make every part of such an upload 550 MB).
     (inner as { maxUploadSize: number }).maxUploadSize = s3.maxObjectBytes; // typed as the 5 TiB literal

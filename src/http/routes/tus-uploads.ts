@@ -14,6 +14,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TUS_RESUMABLE } from '@tus/utils';
 import { CHECKSUM_ALGORITHMS, SpoolBudget, parseUploadChecksum, spoolVerified, type SpooledBody } from '../../tus/checksum.ts';
 import { fromTusAnswer, fromTusError } from '../../tus/protocol-errors.ts';
+import { bodyLength } from '../../tus/s3-part-store.ts';
 import { TUS_PATH, createTusService, type TusRequestContext } from '../../tus/service.ts';
 import { isSluiceError } from '../../errors.ts';
 import { admitUpload, type Admission } from '../upload-admission.ts';
@@ -94,7 +95,9 @@ export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptio
       });
       const ctx: TusRequestContext = { tenant: request.tenant, log: request.log };
       tus.contexts.set(webRequest, ctx);
-      const res = await tus.server.handleWeb(webRequest);
+      const length = headers.get('content-length');
+      // The store streams whole parts of a body whose length it knows (s3-part-store.ts).
+      const res = await bodyLength.run(length !== null && /^\d+$/.test(length) ? Number(length) : undefined, () => tus.server.handleWeb(webRequest));
       // The store has read the spooled body: its disk space is free before the client hears back.
       await spooled?.remove();
       spooled = undefined;
