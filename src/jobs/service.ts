@@ -19,11 +19,12 @@ import { deleteFileObjects, readManifestVersion } from '../core/files.ts';
 import type { CoreLog } from '../core/ingest.ts';
 import { deleteMarker, hasUnfinishedJobs, needsMarker, type JobQueue } from '../core/jobs.ts';
 import type { Manifest } from '../core/manifest.ts';
-import type { Storage } from '../storage/storage.ts';
+import { canWriteConditionally, type Storage } from '../storage/storage.ts';
 import { FileGone, LeftPending, type StopSignals } from './control.ts';
 import { WebhookDelivery } from './delivery.ts';
 import { BullmqQueue } from './bullmq-queue.ts';
 import { EmbeddedQueue } from './embedded-queue.ts';
+import { FileLeases } from './file-lease.ts';
 import { FileSteps } from './file-steps.ts';
 import { JobRunner } from './job-runner.ts';
 import { manifestSaver } from './manifest-save.ts';
@@ -80,6 +81,12 @@ export class JobService implements JobQueue {
   readonly #runsPool: boolean;
   #pool: JobPool | undefined;
   #runner: JobRunner | undefined;
+  /**
+   * With the embedded queue and several processes (--workers N), every process rescans the
+   * same markers: a file is handled only under its lease (file-lease.ts). BullMQ's own job
+   * locks do this with Redis; one process needs none.
+   */
+  readonly #leases: FileLeases | undefined;
 
   constructor(deps: JobServiceDeps) {
     this.#config = deps.config;
@@ -109,6 +116,8 @@ export class JobService implements JobQueue {
       rescanMs: jobs.rescanMs,
     }));
     this.#delivery = new WebhookDelivery(jobs.webhook, jobs.queueMax, this.#signals);
+    const shared = !redis && !deps.queue && deps.config.ops.workers > 1;
+    this.#leases = shared && canWriteConditionally(deps.storage) ? new FileLeases(deps.storage, deps.config.keyPrefix) : undefined;
   }
 
   async start(): Promise<void> {
@@ -182,10 +191,14 @@ export class JobService implements JobQueue {
   }
 
   async #handle(ref: FileRef, releaseSlot: () => void): Promise<void> {
+    const lease = this.#leases ? await this.#leases.claim(ref) : undefined;
+    if (this.#leases && !lease) return; // another process handles it; its marker stays until that one is done
     try {
       await this.#processFile(ref, releaseSlot);
     } catch (err) {
       if (!(err instanceof LeftPending)) throw err;
+    } finally {
+      await lease?.release();
     }
   }
 
