@@ -6,6 +6,8 @@
 //   tusp  the same with SLUICE_TUS_LOCK=process (single instance / sticky
 //         routing): shows what the bucket lock costs
 //   tusd  the reference tus server with its S3 store, same 8 MiB PATCHes
+//   draft sluice's IETF resumable-upload draft (interop 8) on the tus instance:
+//         creation with Upload-Length, 8 MiB application/partial-upload appends
 // then a drop at 50%: the connection is cut halfway through a PATCH, and the
 // bench measures the time until the upload can continue and the bytes the
 // client has to send again. Peak RSS is the kernel's VmHWM of each server.
@@ -170,6 +172,35 @@ async function tusOnce(endpoint: string, size: number): Promise<{ seconds: numbe
   return { seconds: (performance.now() - t) / 1000, fileId: String(last['sluice-file-id'] ?? '') };
 }
 
+// ---- the IETF resumable-upload draft (docs/resumable.md) ----
+const DRAFT = { 'upload-draft-interop-version': '8' };
+
+async function draftOnce(endpoint: string, size: number): Promise<{ seconds: number; fileId: string }> {
+  const t = performance.now();
+  const made = await request(endpoint, {
+    method: 'POST',
+    headers: { ...DRAFT, 'upload-complete': '?0', 'upload-length': String(size), 'content-type': 'image/png', 'content-disposition': 'inline; filename="bench.png"' },
+  });
+  await made.body.text();
+  if (made.statusCode !== 201) throw new Error(`draft create answered ${made.statusCode}`);
+  const url = new URL(String(made.headers.location), endpoint).toString();
+  let offset = 0;
+  let fileId = '';
+  while (offset < size) {
+    const end = Math.min(size, offset + PATCH);
+    const res = await request(url, {
+      method: 'PATCH',
+      headers: { ...DRAFT, 'upload-complete': end === size ? '?1' : '?0', 'upload-offset': String(offset), 'content-type': 'application/partial-upload', 'content-length': String(end - offset) },
+      body: Readable.from(bytes(offset, end)),
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== (end === size ? 200 : 204)) throw new Error(`draft append @${offset} answered ${res.statusCode}: ${text}`);
+    offset = Number(res.headers['upload-offset']);
+    fileId = String(res.headers['sluice-file-id'] ?? '');
+  }
+  return { seconds: (performance.now() - t) / 1000, fileId };
+}
+
 /** Upload to 50%, cut the connection halfway through the PATCH that crosses it, resume. */
 async function dropAndResume(endpoint: string, size: number): Promise<{ resumeMs: number; resentBytes: number; lostBytes: number; fileId: string }> {
   const url = await tusCreate(endpoint, size);
@@ -283,9 +314,10 @@ try {
   await tusOnce(`${tusd.url}/files/`, 16 * MiB);
 
   await tusOnce(`${tusp.url}/v1/uploads`, 16 * MiB);
-  const times = { put: [] as number[], tus: [] as number[], tusp: [] as number[], tusd: [] as number[] };
-  const requests = { put: [] as number[], tus: [] as number[], tusp: [] as number[], tusd: [] as number[] };
-  const order: (keyof typeof times)[] = ['put', 'tus', 'tusp', 'tusd'];
+  await draftOnce(`${tus.url}/v1/uploads`, 16 * MiB);
+  const times = { put: [] as number[], tus: [] as number[], tusp: [] as number[], tusd: [] as number[], draft: [] as number[] };
+  const requests = { put: [] as number[], tus: [] as number[], tusp: [] as number[], tusd: [] as number[], draft: [] as number[] };
+  const order: (keyof typeof times)[] = ['put', 'tus', 'tusp', 'tusd', 'draft'];
   for (let run = 0; run < RUNS; run++) {
     for (let k = 0; k < order.length; k++) {
       const which = order[(run + k) % order.length]!;
@@ -300,13 +332,19 @@ try {
         const view = (await file.body.json()) as { sha256: string };
         if (view.sha256 !== expected) throw new Error('sluice tus: sha256 differs from the source');
         s = r.seconds;
+      } else if (which === 'draft') {
+        const r = await draftOnce(`${tus.url}/v1/uploads`, SIZE);
+        requests.draft.push((await s3Requests()) - before);
+        const view = (await (await request(`${tus.url}/v1/files/${r.fileId}`)).body.json()) as { sha256: string };
+        if (view.sha256 !== expected) throw new Error('sluice draft: sha256 differs from the source');
+        s = r.seconds;
       } else s = (await tusOnce(`${tusd.url}/files/`, SIZE)).seconds;
       if (which === 'put' || which === 'tusd') requests[which].push((await s3Requests()) - before);
       times[which].push(s);
-      console.log(`run ${run + 1} ${which.padEnd(4)} ${s.toFixed(2)} s  ${mbps(SIZE, s).toFixed(1)} MiB/s  load=${loadavg()[0]!.toFixed(2)}`);
+      console.log(`run ${run + 1} ${which.padEnd(5)} ${s.toFixed(2)} s  ${mbps(SIZE, s).toFixed(1)} MiB/s  load=${loadavg()[0]!.toFixed(2)}`);
     }
   }
-  const m = { put: median(times.put), tus: median(times.tus), tusp: median(times.tusp), tusd: median(times.tusd) };
+  const m = { put: median(times.put), tus: median(times.tus), tusp: median(times.tusp), tusd: median(times.tusd), draft: median(times.draft) };
   const gib = SIZE / (1024 * MiB);
   const perGiB = (k: keyof typeof requests) => (median(requests[k]) / gib).toFixed(0);
   const ratioPut = m.put / m.tus;
@@ -334,6 +372,7 @@ try {
   console.log(`median tus   ${m.tus.toFixed(2)} s  ${mbps(SIZE, m.tus).toFixed(1)} MiB/s  peak RSS ${rss.tus} MB (idle ${idle.tus} MB)  (incl. sniff, sha256, lock, manifest)`);
   console.log(`median tusp  ${m.tusp.toFixed(2)} s  ${mbps(SIZE, m.tusp).toFixed(1)} MiB/s  peak RSS ${rss.tusp} MB  (SLUICE_TUS_LOCK=process: no bucket lock)`);
   console.log(`median tusd  ${m.tusd.toFixed(2)} s  ${mbps(SIZE, m.tusd).toFixed(1)} MiB/s  peak RSS ${rss.tusd} MB (idle ${idle.tusd} MB)`);
+  console.log(`median draft ${m.draft.toFixed(2)} s  ${mbps(SIZE, m.draft).toFixed(1)} MiB/s  (IETF draft on the tus instance; its RSS is in tus's)`);
   console.log(`read-back of the whole original (the finish's fallback when PATCHes spread over instances): ${readBackS.toFixed(2)} s, ${mbps(SIZE, readBackS).toFixed(1)} MiB/s`);
   console.log(`tus/put throughput ratio ${ratioPut.toFixed(3)}   tus/tusd throughput ratio ${ratioTusd.toFixed(3)}`);
   console.log(`without the bucket lock: tus/put ${(m.put / m.tusp).toFixed(3)}   tus/tusd ${(m.tusd / m.tusp).toFixed(3)}`);
@@ -341,7 +380,7 @@ try {
   console.log(`S3 requests per GiB: put ${perGiB('put')}  tus ${perGiB('tus')}  tusp ${perGiB('tusp')}  tusd ${perGiB('tusd')}`);
   console.log(`load at end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(
-    `RESULT tus ratio_vs_put=${ratioPut.toFixed(3)} ratio_vs_tusd=${ratioTusd.toFixed(3)} rss_mb=${rss.tus} idle_rss_mb=${idle.tus} resent_bytes=${drop.resentBytes} resume_ms=${drop.resumeMs.toFixed(0)} readback_s=${readBackS.toFixed(2)} ratio_vs_put_process_lock=${(m.put / m.tusp).toFixed(3)} ratio_vs_tusd_process_lock=${(m.tusd / m.tusp).toFixed(3)} tus_mibps=${mbps(SIZE, m.tus).toFixed(1)} put_mibps=${mbps(SIZE, m.put).toFixed(1)} tusd_mibps=${mbps(SIZE, m.tusd).toFixed(1)} s3_requests_per_gib=${perGiB('tus')} tusd_s3_requests_per_gib=${perGiB('tusd')} put_s3_requests_per_gib=${perGiB('put')}`,
+    `RESULT tus ratio_vs_put=${ratioPut.toFixed(3)} ratio_vs_tusd=${ratioTusd.toFixed(3)} rss_mb=${rss.tus} idle_rss_mb=${idle.tus} resent_bytes=${drop.resentBytes} resume_ms=${drop.resumeMs.toFixed(0)} readback_s=${readBackS.toFixed(2)} ratio_vs_put_process_lock=${(m.put / m.tusp).toFixed(3)} ratio_vs_tusd_process_lock=${(m.tusd / m.tusp).toFixed(3)} tus_mibps=${mbps(SIZE, m.tus).toFixed(1)} put_mibps=${mbps(SIZE, m.put).toFixed(1)} tusd_mibps=${mbps(SIZE, m.tusd).toFixed(1)} s3_requests_per_gib=${perGiB('tus')} tusd_s3_requests_per_gib=${perGiB('tusd')} put_s3_requests_per_gib=${perGiB('put')} draft_mibps=${mbps(SIZE, m.draft).toFixed(1)} ratio_draft_vs_tus=${(m.tus / m.draft).toFixed(3)} draft_s3_requests_per_gib=${perGiB('draft')}`,
   );
 } finally {
   for (const p of procs) await p.stop();
