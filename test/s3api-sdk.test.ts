@@ -218,6 +218,22 @@ for (const backend of backends()) {
       }
     });
 
+    test('a file over SLUICE_MAX_FILE_BYTES is EntityTooLarge, with a Content-Length or aws-chunked', async () => {
+      const small = await startServer({ backend, env: { ...s3ApiEnv([acme]), SLUICE_MAX_FILE_BYTES: '1000' }, label: 's3api-limit' });
+      try {
+        const s3 = sluiceS3Client(small.url, acme);
+        const big = Buffer.alloc(2000, 'b');
+        const e = await s3Error(s3.send(new PutObjectCommand({ Bucket: 'acme', Key: 'big.txt', Body: big })));
+        assert.equal(e.name, 'EntityTooLarge');
+        assert.match(e.message, /^FILE_TOO_LARGE: /);
+        const streamed = await s3Error(s3.send(new PutObjectCommand({ Bucket: 'acme', Key: 'big2.txt', Body: Readable.from([big]), ContentLength: big.length })));
+        assert.equal(streamed.name, 'EntityTooLarge');
+        assert.equal((await s3.send(new ListObjectsV2Command({ Bucket: 'acme' }))).KeyCount, 0);
+      } finally {
+        await small.close();
+      }
+    });
+
     test('raw: an error is an S3 XML document', async () => {
       const r = await call(`${srv.url}/s3/acme/x.txt`, { method: 'GET' });
       assert.equal(r.status, 403);

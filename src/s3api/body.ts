@@ -6,6 +6,7 @@
 import type { FastifyRequest } from 'fastify';
 import { AwsChunkedDecoder, chunkSigningOf } from './aws-chunked.ts';
 import { checksumStage } from './checksums.ts';
+import { SluiceError } from '../errors.ts';
 import { S3Error } from './errors.ts';
 import type { VerifiedRequest } from './sigv4.ts';
 
@@ -17,7 +18,7 @@ export interface UploadBody {
   expectedSha256: Buffer | undefined;
 }
 
-export function uploadBody(request: FastifyRequest, verified: VerifiedRequest): UploadBody {
+export function uploadBody(request: FastifyRequest, verified: VerifiedRequest, maxBytes: number): UploadBody {
   const h = request.headers;
   const payload = verified.payload;
   const chunked = payload.kind === 'streaming-signed' || payload.kind === 'streaming-unsigned-trailer' || /\baws-chunked\b/i.test(String(h['content-encoding'] ?? ''));
@@ -30,6 +31,8 @@ export function uploadBody(request: FastifyRequest, verified: VerifiedRequest): 
   } else if (!chunked && typeof h['content-length'] === 'string' && /^\d{1,16}$/.test(h['content-length'])) {
     declaredSize = Number(h['content-length']);
   }
+  // An aws-chunked Content-Length counts the framing too: the limit applies to the decoded length, checked here before any byte is read.
+  if (declaredSize !== undefined && declaredSize > maxBytes) throw new SluiceError('FILE_TOO_LARGE', { details: { limitBytes: maxBytes } });
   if (chunked && declaredSize === undefined) throw new S3Error('MissingSecurityHeader', 'Missing required header for this request: x-amz-decoded-content-length', { status: 411 });
   let source: AsyncIterable<Uint8Array> = raw;
   let trailers: ReadonlyMap<string, string> | undefined;

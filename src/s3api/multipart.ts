@@ -114,7 +114,7 @@ export class MultipartOperations {
     if (!(n >= 1 && n <= MAX_PARTS)) throw new S3Error('InvalidArgument', `Part number must be an integer between 1 and ${MAX_PARTS}, inclusive`);
     const { base, meta } = await this.#upload(request, t);
     const { config } = this.#deps;
-    const body = uploadBody(request, verifiedOf(request));
+    const body = uploadBody(request, verifiedOf(request), config.limits.fileBytes);
     const admission = await admitUpload(request, reply, this.#deps, { maxBytes: decodedMax(config.limits.fileBytes, request), tooLarge: 'FILE_TOO_LARGE' });
     const data = `${base}parts/${pad(n)}-${randomBytes(8).toString('hex')}`;
     try {

@@ -87,7 +87,7 @@ export class ObjectOperations {
     if (request.headers['x-amz-copy-source'] !== undefined) throw new S3Error('NotImplemented', 'CopyObject is not supported by this endpoint');
     const started = performance.now();
     const { config } = this.#deps;
-    const body = uploadBody(request, verifiedOf(request));
+    const body = uploadBody(request, verifiedOf(request), config.limits.fileBytes);
     const admission = await admitUpload(request, reply, this.#deps, { maxBytes: chunkedMax(config.limits.fileBytes, request), tooLarge: 'FILE_TOO_LARGE' });
     const ingest = this.ingestDeps(request);
     const route = `${S3_PREFIX}/:bucket/*`;
