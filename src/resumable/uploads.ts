@@ -30,6 +30,7 @@ import { translate } from '../storage/s3.ts';
 import { removeUpload } from '../tus/finish.ts';
 import { fromTusError } from '../tus/protocol-errors.ts';
 import { pendingKey, uploadKey, type UploadRef } from '../tus/keys.ts';
+import { bodyLength } from '../tus/s3-part-store.ts';
 import type { TusStore } from '../tus/store.ts';
 import { boundedBody, releasable, type Release } from './body.ts';
 import {
@@ -175,7 +176,8 @@ export function createResumableUploads(deps: ResumableDeps): ResumableUploads {
         size !== undefined ? 'UPLOAD_LENGTH_INCONSISTENT' : 'FILE_TOO_LARGE',
       );
       try {
-        reached = await store.write(Readable.from(body, { objectMode: false }), key, offset);
+        // A known body length lets the S3 store stream whole parts as they arrive (tus/s3-part-store.ts).
+        reached = await bodyLength.run(cl, () => store.write(Readable.from(body, { objectMode: false }), key, offset));
       } catch (err) {
         const e = storeError(err);
         // The store already removed a type refusal; a size or length overrun is removed here.
