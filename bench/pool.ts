@@ -166,6 +166,8 @@ async function scenario(label: string, background: (stop: AbortSignal) => Promis
   stop.abort();
   await bg;
   const s = { healthP99: load.healthP99, eldP99: eld.percentile(99) / 1e6, uploadMBps: load.uploadMBps, saturated: busy / samples };
+  const q = (p: number) => (eld.percentile(p) / 1e6).toFixed(1);
+  log(`  ${label.padEnd(34)} eld distribution ms: p50 ${q(50)} p90 ${q(90)} p99 ${q(99)} p99.9 ${q(99.9)} max ${(eld.max / 1e6).toFixed(1)} (${eld.count} samples)`);
   log(`  ${label.padEnd(34)} health p50 ${load.healthP50.toFixed(1)} ms p99 ${s.healthP99.toFixed(1)} ms  eld p99 ${s.eldP99.toFixed(2)} ms  uploads ${s.uploadMBps.toFixed(1)} MB/s  pool busy ${(s.saturated * 100).toFixed(0)}% of samples`);
   return s;
 }
