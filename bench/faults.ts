@@ -45,7 +45,7 @@ async function cutUpload(port: number, head: Buffer): Promise<void> {
 
 async function partials(srv: Pick<ChildServer, 'env' | 'dataDir' | 'bucket' | 's3'>) {
   const config = loadConfig(srv.env);
-  const storage = createStorage(config);
+  const storage = await createStorage(config);
   const groups = new Map<string, Set<string>>();
   let objects = 0;
   for (let after: string | undefined; ; ) {

@@ -130,9 +130,9 @@ log(`thumbnails/s median: plain sharp loop ${median(plainRates).toFixed(1)}, poo
 // --- 2 + 3. the service under load ---
 const dataDir = await mkdtemp(path.join(tmpdir(), 'sluice-bench-pool-'));
 const config = loadConfig({ SLUICE_STORAGE: 'fs', SLUICE_DATA_DIR: dataDir, LOG_LEVEL: 'warn', SLUICE_JOBS_POOL_SIZE: String(POOL), SLUICE_JOBS_RESCAN_MS: '600000' });
-const storage = createStorage(config);
-const base = defaultDeps(config, storage, createLogger(config));
-const jobs = new JobService({ config, storage, log: base.log });
+const storage = await createStorage(config);
+const base = await defaultDeps(config, storage, createLogger(config));
+const jobs = await JobService.create({ config, storage, log: base.log });
 await jobs.start();
 const app = await buildApp({ ...base, jobs });
 await app.listen({ port: 0, host: '127.0.0.1' });

@@ -69,7 +69,7 @@ async function round(): Promise<Round> {
   await agent.close();
 
   // Verify against storage directly: the server is gone.
-  const storage = createStorage(loadConfig(srv.env));
+  const storage = await createStorage(loadConfig(srv.env));
   const prefix = `${loadConfig(srv.env).keyPrefix}/`;
   const keys: string[] = [];
   for (let after: string | undefined; ; ) {

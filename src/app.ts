@@ -21,17 +21,16 @@ import { createLogger } from './logger.ts';
 import type { Storage } from './storage/storage.ts';
 import { httpMetrics } from './http/plugins/http-metrics.ts';
 import { loadShedding } from './http/plugins/load-shedding.ts';
-import { openApi } from './http/plugins/openapi.ts';
 import { SluiceMetrics } from './metrics.ts';
 import { InstrumentedStorage } from './storage/instrumented.ts';
-import { RedisLink } from './redis/link.ts';
-import { s3Auth } from './s3api/s3-auth.ts';
 
-export function defaultDeps(config: Readonly<Config>, storage: Storage, log: Logger = createLogger(config)): AppDeps {
+export async function defaultDeps(config: Readonly<Config>, storage: Storage, log: Logger = createLogger(config)): Promise<AppDeps> {
   const budget = new BufferBudget(config.uploadBufferBytes, config.maxActiveUploads);
   const metrics = config.ops.metrics ? new SluiceMetrics({ uvThreadpoolSize: config.ops.uvThreadpoolSize }) : undefined;
   // One pair of Redis connections per process (issue 11), errors counted per connection.
-  const redis = config.redis ? new RedisLink(config.redis, log.child({ component: 'redis' }), (role) => metrics?.redisErrors.inc({ connection: role })) : undefined;
+  // ioredis is imported only for a config with SLUICE_REDIS_URL (docs/performance.md, "Idle memory").
+  const RedisLink = config.redis ? (await import('./redis/link.ts')).RedisLink : undefined;
+  const redis = config.redis && RedisLink ? new RedisLink(config.redis, log.child({ component: 'redis' }), (role) => metrics?.redisErrors.inc({ connection: role })) : undefined;
   const shared = redis ? { redis } : {};
   if (!metrics) return { config, storage, budget, log, ...shared };
   // Storage operations are measured by wrapping the adapter, so every caller is counted.
@@ -92,11 +91,13 @@ export async function buildApp(appDeps: AppDeps) {
   // Before the routes, so their hooks and the OpenAPI collector see every route.
   await app.register(loadShedding, { shed: config.ops.shed, budget: deps.budget, metrics: deps.metrics });
   if (deps.metrics) await app.register(httpMetrics, { metrics: deps.metrics });
-  if (config.ops.docs) await app.register(openApi);
+  // Loaded only when served: @fastify/swagger and its YAML writer stay out of a node with SLUICE_DOCS=false.
+  if (config.ops.docs) await app.register((await import('./http/plugins/openapi.ts')).openApi);
   // Headers + CORS, then authentication (sets request.tenant), then the per-tenant upload cap, which needs the tenant.
   await app.register(hardening, { config });
   await app.register(auth, { deps });
-  if (config.s3Api) await app.register(s3Auth, { config: config.s3Api }); // SigV4 for /s3 (docs/s3-api.md)
+  // SigV4 for /s3 (docs/s3-api.md); loaded only when the endpoint is on, as are its routes.
+  if (config.s3Api) await app.register((await import('./s3api/s3-auth.ts')).s3Auth, { config: config.s3Api });
   await app.register(uploadLimits, { deps, quota });
   await app.register(routes, { deps });
   return app;

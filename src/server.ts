@@ -54,15 +54,15 @@ const stop = (reason: string, force = true) => {
 for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop(sig));
 if (cluster.isWorker) onPrimaryShutdown(() => stop('primary', false));
 
-const storage = createStorage(config);
-const base = defaultDeps(config, storage, log);
+const storage = await createStorage(config);
+const base = await defaultDeps(config, storage, log);
 // Processing jobs: started before listening, so recovered work begins at once.
 // An ingest node (issue 11) runs no pool: its commits leave markers (and, with Redis,
 // BullMQ jobs it enqueues) for the worker nodes.
 const jobs =
   config.role === 'ingest' && !config.redis
     ? undefined
-    : new JobService({ config, storage, log: log.child({ component: 'jobs' }), onRedisError: () => base.metrics?.redisErrors.inc({ connection: 'bullmq' }) });
+    : await JobService.create({ config, storage, log: log.child({ component: 'jobs' }), onRedisError: () => base.metrics?.redisErrors.inc({ connection: 'bullmq' }) });
 await jobs?.start();
 if (jobs) base.metrics?.setSources({ jobs: () => jobs.stats(), queues: () => jobs.queueCounts() });
 const deps = {

@@ -63,7 +63,7 @@ describe('log redaction', () => {
         cb();
       },
     });
-    app = await buildApp(defaultDeps(config, createStorage(config), createLogger(config, sink)));
+    app = await buildApp(await defaultDeps(config, await createStorage(config), createLogger(config, sink)));
   });
   after(async () => {
     await app.close();

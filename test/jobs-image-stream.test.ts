@@ -78,7 +78,7 @@ describe('image jobs read large originals as files, never as one buffer', () => 
         Object.assign(env, { SLUICE_STORAGE: 'fs', SLUICE_DATA_DIR: path.join(dir, 'data') });
       }
       const config = loadConfig(env);
-      const inner = createStorage(config);
+      const inner = await createStorage(config);
       const storage = watched(inner);
       const spoolDir = await mkdtemp(path.join(dir, `spool-${backend}-`));
       try {
@@ -127,7 +127,7 @@ describe('image jobs read large originals as files, never as one buffer', () => 
     await sharp({ create: { width: 8000, height: 8000, channels: 3, background: '#000000' } }).png({ compressionLevel: 9 }).toFile(bombFile);
     assert.ok((await stat(bombFile)).size < 1 * MiB);
     const config = loadConfig({ SLUICE_STORAGE: 'fs', SLUICE_DATA_DIR: path.join(dir, 'bomb-data'), SLUICE_JOBS_POOL_SIZE: '0' });
-    const storage = createStorage(config);
+    const storage = await createStorage(config);
     const key = `${config.keyPrefix}/default/0190f0f0-0000-7000-8000-000000000003/original`;
     await storage.put(key, createReadStream(bombFile), { contentType: 'image/png' });
     const spec = jobCatalogue(config).get('thumbnail')!;

@@ -53,8 +53,8 @@ describe('job pool', () => {
     assert.ok(unfinished.length >= 1, 'work was left');
     // A new service on the same storage (a restart) picks it up from the markers.
     const config = loadConfig({ SLUICE_STORAGE: 'fs', SLUICE_DATA_DIR: srv.dataDir!, SLUICE_JOBS_POOL_SIZE: '1', LOG_LEVEL: 'silent' });
-    const storage = createStorage(config);
-    const again = new JobService({ config, storage, log: createLogger(config) });
+    const storage = await createStorage(config);
+    const again = await JobService.create({ config, storage, log: createLogger(config) });
     await again.start();
     try {
       for (const id of ids) {

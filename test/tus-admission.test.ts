@@ -24,7 +24,7 @@ describe('tus PATCH goes through upload admission', () => {
   let dir: string;
   let url: string;
   let app: Awaited<ReturnType<typeof buildApp>>;
-  let deps: ReturnType<typeof defaultDeps>;
+  let deps: Awaited<ReturnType<typeof defaultDeps>>;
   const drain = new AbortController();
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'sluice-tus-admission-'));
@@ -33,8 +33,8 @@ describe('tus PATCH goes through upload admission', () => {
       SLUICE_UPLOAD_BUFFER_BYTES: String(1024 * 1024), SLUICE_UPLOAD_QUEUE_TIMEOUT_MS: '0', SLUICE_TUS_SWEEP_INTERVAL_MS: '0',
       SLUICE_TUS_CHECKSUM_SPOOL_BYTES: String(1024 * 1024),
     });
-    const storage = createStorage(config);
-    deps = defaultDeps(config, storage, createLogger(config));
+    const storage = await createStorage(config);
+    deps = await defaultDeps(config, storage, createLogger(config));
     app = await buildApp({ ...deps, drainSignal: drain.signal });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const addr = app.server.address();

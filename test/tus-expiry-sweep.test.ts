@@ -32,7 +32,7 @@ for (const backend of backends()) {
       const fileId = String(finished.headers['sluice-file-id']);
       if (backend === 's3') assert.equal((await listPendingMultipartUploads(srv.s3!, srv.bucket!)).length, 1);
 
-      const tus = createTusService({ config: srv.config, storage: srv.storage, log: srv.app.log });
+      const tus = await createTusService({ config: srv.config, storage: srv.storage, log: srv.app.log });
       // Not yet expired: nothing happens.
       assert.deepEqual(await tus.sweep(), { expired: 0, tidied: 0 });
       assert.equal(await offsetOf(stale), 6 * MiB);

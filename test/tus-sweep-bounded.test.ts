@@ -60,7 +60,7 @@ describe('tus expiry sweep on s3: one bounded lookup per expired upload', { skip
       { step: 'initialize', name: 'countMultipartListings' },
     );
     try {
-      const tus = createTusService({ config: srv.config, storage: srv.storage, log: srv.app.log });
+      const tus = await createTusService({ config: srv.config, storage: srv.storage, log: srv.app.log });
       const later = new Date(Date.now() + EXPIRY_MS + SWEEP_GRACE_MS + 1000);
       assert.deepEqual(await tus.sweep({ now: later }), { expired: EXPIRED, tidied: 0 });
     } finally {

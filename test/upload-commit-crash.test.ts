@@ -77,7 +77,7 @@ for (const backend of backends()) {
         try {
           const status = await killedAt(env, hold);
           const config = loadConfig(env);
-          const storage = createStorage(config);
+          const storage = await createStorage(config);
           try {
             const visible = (await listFiles(storage, config.keyPrefix, 'default', { limit: 100 })).files.length;
             if (status === 201) assert.equal(visible, FILES, 'a 201 request shows every file');

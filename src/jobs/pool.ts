@@ -3,7 +3,7 @@
 // stuck past its time limit.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import type { JobsConfig } from '../config.ts';
 import type { TaskResult } from '../../workers/tasks.ts';
 import { LeftPending, type StopSignals } from './control.ts';
@@ -34,7 +34,8 @@ export class JobPool {
     if (jobs.poolSize === 0) return new JobPool(undefined, 0, jobs.timeoutMs, signals);
     // libvips settings are process-wide, so the workers inherit them. Loaded only
     // when jobs run: libvips costs ~15 MiB of RSS a jobless instance need not pay.
-    const { default: sharp } = await import('sharp');
+    // piscina likewise (docs/performance.md, "Idle memory").
+    const [{ default: sharp }, { Piscina }] = await Promise.all([import('sharp'), import('piscina')]);
     sharp.concurrency(jobs.image.sharpConcurrency);
     sharp.cache(false);
     const pool = new Piscina({ minThreads: jobs.poolSize, maxThreads: jobs.poolSize, idleTimeout: 60_000 });

@@ -22,7 +22,7 @@ import type { Manifest } from '../core/manifest.ts';
 import { canWriteConditionally, type Storage } from '../storage/storage.ts';
 import { FileGone, LeftPending, type StopSignals } from './control.ts';
 import { WebhookDelivery } from './delivery.ts';
-import { BullmqQueue } from './bullmq-queue.ts';
+import type { BullmqQueue } from './bullmq-queue.ts';
 import { EmbeddedQueue } from './embedded-queue.ts';
 import { FileLeases } from './file-lease.ts';
 import { FileSteps } from './file-steps.ts';
@@ -60,6 +60,8 @@ export interface JobServiceDeps {
   queue?: FileQueue;
   /** Redis connection errors (sluice_redis_errors_total). */
   onRedisError?: () => void;
+  /** The BullMQ queue class, which JobService.create loads only when SLUICE_REDIS_URL is set. */
+  bullmq?: typeof BullmqQueue;
 }
 
 /** A marker without a manifest this old is debris of a commit that never finished. */
@@ -88,6 +90,16 @@ export class JobService implements JobQueue {
    */
   readonly #leases: FileLeases | undefined;
 
+  /**
+   * The service for this config. bullmq and ioredis (~16 MiB of idle RSS, docs/performance.md)
+   * are imported here, at start-up, only when SLUICE_REDIS_URL is set.
+   */
+  static async create(deps: JobServiceDeps): Promise<JobService> {
+    if (!deps.config.redis || deps.queue || deps.bullmq) return new JobService(deps);
+    const { BullmqQueue } = await import('./bullmq-queue.ts');
+    return new JobService({ ...deps, bullmq: BullmqQueue });
+  }
+
   constructor(deps: JobServiceDeps) {
     this.#config = deps.config;
     this.#storage = deps.storage;
@@ -95,7 +107,9 @@ export class JobService implements JobQueue {
     const { jobs, redis } = deps.config;
     this.#runsPool = deps.config.role !== 'ingest';
     this.#steps = new FileSteps({ config: deps.config, storage: deps.storage, runner: () => this.#runner, signals: this.#signals });
-    this.#queue = deps.queue ?? (redis ? new BullmqQueue({
+    const Bullmq = deps.bullmq;
+    if (redis && !deps.queue && !Bullmq) throw new Error('JobService with SLUICE_REDIS_URL: build it with JobService.create');
+    this.#queue = deps.queue ?? (redis && Bullmq ? new Bullmq({
       redis,
       storage: deps.storage,
       keyPrefix: deps.config.keyPrefix,

@@ -26,7 +26,7 @@ import { readManifest } from '../core/files.ts';
 import { isSluiceError, SluiceError } from '../errors.ts';
 import { fileView } from '../http/file-view.ts';
 import { bytesOf, type Storage } from '../storage/storage.ts';
-import { translate } from '../storage/s3.ts';
+import { translate } from '../storage/s3-errors.ts';
 import { removeUpload } from '../tus/finish.ts';
 import { fromTusError } from '../tus/protocol-errors.ts';
 import { pendingKey, uploadKey, type UploadRef } from '../tus/keys.ts';

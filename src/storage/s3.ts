@@ -28,6 +28,7 @@ import type { BuildMiddleware, MetadataBearer } from '@smithy/types';
 import type { S3Config } from '../config.ts';
 import { PartBufferPool, uploadInParts } from './s3-upload.ts';
 import { planParts, type PartPlan, type PartRules } from './s3-parts.ts';
+import { errName, translate } from './s3-errors.ts';
 import { SluiceError, isSluiceError } from '../errors.ts';
 import type {
   ConditionalWrites, GetOptions, GetResult, ListOptions, ListResult, ObjectInfo, PutOptions, PutResult, RequestObserver, StaleUploadSweeper,
@@ -343,17 +344,4 @@ function conditionFailed(err: unknown): boolean {
   return status === 412 || status === 409 || status === 404 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict' || name === 'NoSuchKey';
 }
 
-function errName(err: unknown): string | undefined {
-  return (err as { name?: string; Code?: string } | null)?.name;
-}
-
-/** SDK and network errors → coded errors. Anything not "not found" means storage is unusable for now. */
-export function translate(err: unknown): unknown {
-  if (isSluiceError(err)) return err;
-  const name = errName(err);
-  const status = (err as Partial<S3ServiceException> | null)?.$metadata?.httpStatusCode;
-  if (name === 'NoSuchKey' || name === 'NotFound' || (status === 404 && name !== 'NoSuchBucket')) {
-    return new SluiceError('FILE_NOT_FOUND', { cause: err });
-  }
-  return new SluiceError('STORAGE_UNAVAILABLE', { cause: err });
-}
+export { translate };

@@ -15,12 +15,13 @@ import { fileKeys, isFileId, newFileId } from '../core/keys.ts';
 import { sanitizeFileName } from '../core/names.ts';
 import { isSluiceError } from '../errors.ts';
 import { baseStorage } from '../storage/instrumented.ts';
-import { S3Storage, translate } from '../storage/s3.ts';
+import type { S3Storage } from '../storage/s3.ts';
+import { translate } from '../storage/s3-errors.ts';
 import { bytesOf, type Storage } from '../storage/storage.ts';
 import { finishUpload, removeUpload } from './finish.ts';
 import { fromTusError } from './protocol-errors.ts';
 import { lockKey, parseUploadKey, pendingKey, uploadKey, type UploadRef } from './keys.ts';
-import { S3Locker } from './s3-locker.ts';
+import type { S3Locker } from './s3-locker.ts';
 import { createTusStore, type TusStore } from './store.ts';
 import { sweepExpiredUploads, type SweepResult } from './sweep.ts';
 
@@ -66,7 +67,8 @@ export interface TusDeps {
 
 const PROCESS_LEASE = Symbol('process lock');
 
-export function createTusService(deps: TusDeps): TusService {
+/** The tus service for this config; the S3 parts (store, bucket lock, AWS SDK) are imported only for S3 storage. */
+export async function createTusService(deps: TusDeps): Promise<TusService> {
   const { config, storage } = deps;
   const prefix = config.keyPrefix;
   const contexts = new WeakMap<Request, TusRequestContext>();
@@ -80,11 +82,11 @@ export function createTusService(deps: TusDeps): TusService {
     if (!ref) throw new Error(`not a tus upload key: ${key}`);
     return ref;
   };
-  const store: TusStore = createTusStore(config, {
+  const store: TusStore = await createTusStore(config, {
     onRefused: (key) => removeUpload({ ...deps, store }, refOf(key)),
     exists: async (key) => (await storage.head(key)) !== null,
     // One process serialises every write with the in-memory lock; the bucket lock says which lease is ours.
-    leaseOf: (key) => (locker instanceof S3Locker ? locker.leaseOf(key) : PROCESS_LEASE),
+    leaseOf: (key) => (bucketLocker ? bucketLocker.leaseOf(key) : PROCESS_LEASE),
     onRemoved: async (key) => {
       const ref = refOf(key);
       // Termination is refused for finished uploads; a manifest here would mean a bug, so never touch a committed file.
@@ -96,10 +98,13 @@ export function createTusService(deps: TusDeps): TusService {
   // The adapter itself: storage may be wrapped (metrics, quota) and the lock needs its S3 client.
   const adapter = baseStorage(storage);
   const lockTimeoutMs = config.tus.lockTimeoutMs;
-  const locker: Locker =
-    adapter instanceof S3Storage && config.tus.lock === 'bucket'
-      ? new S3Locker({ client: adapter.client, bucket: adapter.bucket, keyFor: (key) => lockKey(prefix, refOf(key)), acquireTimeoutMs: lockTimeoutMs })
-      : new MemoryLocker({ acquireLockTimeout: lockTimeoutMs });
+  let bucketLocker: S3Locker | undefined;
+  if (adapter.kind === 's3' && 'client' in adapter && config.tus.lock === 'bucket') {
+    const s3 = adapter as S3Storage;
+    const { S3Locker } = await import('./s3-locker.ts');
+    bucketLocker = new S3Locker({ client: s3.client, bucket: s3.bucket, keyFor: (key) => lockKey(prefix, refOf(key)), acquireTimeoutMs: lockTimeoutMs });
+  }
+  const locker: Locker = bucketLocker ?? new MemoryLocker({ acquireLockTimeout: lockTimeoutMs });
   const never = new AbortController().signal;
   const stop = deps.shutdownSignal ?? never;
   const committedHeaders = (ref: UploadRef) => ({ [FILE_ID_HEADER]: ref.id, [FILE_URL_HEADER]: `/v1/files/${ref.id}` });
@@ -197,7 +202,7 @@ export function createTusService(deps: TusDeps): TusService {
       return upload?.size !== undefined && upload.offset === upload.size ? upload.size : undefined;
     },
     close: async () => {
-      if (locker instanceof S3Locker) await locker.releaseAll();
+      await bucketLocker?.releaseAll();
     },
   };
 }

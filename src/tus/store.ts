@@ -24,7 +24,6 @@
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { FileStore } from '@tus/file-store';
 import type { MetadataValue } from '@tus/s3-store';
 import { DataStore, ERRORS, type KvStore, type Upload } from '@tus/utils';
 import type { Config } from '../config.ts';
@@ -32,7 +31,7 @@ import { SNIFF_BYTES, admitType, detectType } from '../core/file-types.ts';
 import { idleTimeout } from '../core/stages/idle-timeout.ts';
 import { isSluiceError, type SluiceError } from '../errors.ts';
 import { CarriedDigests, type CarriedDigest } from './carried-digest.ts';
-import { StreamingS3Store } from './s3-part-store.ts';
+import type { StreamingS3Store } from './s3-part-store.ts';
 
 /**
  * Bytes handed to a store per write call. Socket reads arrive in 16–64 KiB
@@ -63,7 +62,8 @@ export interface TusStore extends DataStore {
   takeDigest(uploadKey: string, size: number): CarriedDigest | undefined;
 }
 
-export function createTusStore(config: Readonly<Config>, hooks: TusStoreHooks): TusStore {
+/** The S3 store (@tus/s3-store and the AWS SDK under it) is imported only for S3 storage, @tus/file-store only for fs. */
+export async function createTusStore(config: Readonly<Config>, hooks: TusStoreHooks): Promise<TusStore> {
   const expirationPeriodInMilliseconds = config.tus.expiryMs;
   if (config.storage.kind === 's3') {
     const s3 = config.storage.s3;
@@ -71,7 +71,8 @@ export function createTusStore(config: Readonly<Config>, hooks: TusStoreHooks): 
     // Equal parts (R2): a PATCH's tail shorter than a whole part is kept as the
     // store's incomplete `.part` object instead of becoming a short part.
     const wholePart = Math.max(s3.partSize, Math.ceil(s3.maxObjectBytes / s3.maxParts));
-    const inner = new StreamingS3Store({
+    const { StreamingS3Store: Store } = await import('./s3-part-store.ts');
+    const inner: StreamingS3Store = new Store({
       partSize: s3.partSize,
       maxMultipartParts: s3.maxParts,
       minPartSize: s3.equalParts ? wholePart : s3.minPartSize,
@@ -99,6 +100,7 @@ export function createTusStore(config: Readonly<Config>, hooks: TusStoreHooks): 
     return new GuardedStore(config, inner, hooks, async () => {}, confirm);
   }
   const directory = path.resolve(config.storage.dataDir);
+  const { FileStore } = await import('@tus/file-store');
   const inner = new FileStore({ directory, expirationPeriodInMilliseconds });
   return new GuardedStore(config, inner, hooks, async (key) => {
     const fh = await open(path.join(directory, ...key.split('/')), 'r+');

@@ -14,7 +14,7 @@ import { createStorage } from '../../src/storage/index.ts';
 import type { Storage } from '../../src/storage/storage.ts';
 
 const config = loadConfig(process.env);
-const real = createStorage(config);
+const real = await createStorage(config);
 const [op, needle, nth] = (process.env.TEST_HOLD ?? '').split(':');
 let seen = 0;
 const held = (kind: string, key: string): Promise<never> | undefined => {
@@ -35,7 +35,7 @@ const storage = new Proxy(real, {
     return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
   },
 });
-const app = await buildApp(defaultDeps(config, storage, createLogger(config)));
+const app = await buildApp(await defaultDeps(config, storage, createLogger(config)));
 await app.listen({ port: 0, host: '127.0.0.1' });
 const addr = app.server.address();
 process.stdout.write(`${JSON.stringify({ listening: typeof addr === 'object' && addr ? addr.port : 0 })}\n`);

@@ -46,10 +46,10 @@ export async function startJobsServer(
   }
   Object.assign(env, opts.env);
   const config = loadConfig(env);
-  const real = createStorage(config);
+  const real = await createStorage(config);
   const storage = opts.wrapStorage ? opts.wrapStorage(real) : real;
-  const base = defaultDeps(config, storage, createLogger(config));
-  const jobs = new JobService({ config, storage, log: base.log });
+  const base = await defaultDeps(config, storage, createLogger(config));
+  const jobs = await JobService.create({ config, storage, log: base.log });
   await jobs.start();
   const deps = { ...base, jobs };
   const app = await buildApp(deps);

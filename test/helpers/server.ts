@@ -63,9 +63,9 @@ export async function startServer(
   }
   Object.assign(env, opts.env);
   const config = loadConfig(env);
-  const real = opts.storage ?? createStorage(config);
+  const real = opts.storage ?? await createStorage(config);
   const storage = opts.wrapStorage ? opts.wrapStorage(real) : real;
-  const deps = defaultDeps(config, storage, createLogger(config));
+  const deps = await defaultDeps(config, storage, createLogger(config));
   const app = await buildApp(deps);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const addr = app.server.address();

@@ -18,10 +18,7 @@ import { jobsStatsRoute } from './jobs-stats.ts';
 import { adminRevokeRoute } from './admin-revoke.ts';
 import { createLinkRoute } from './create-link.ts';
 import { getLinkRoute } from './get-link.ts';
-// resumable uploads (tus) and the upload page
-import { tusUploadsRoute } from './tus-uploads.ts';
 import { webPageRoute } from './web-page.ts';
-import { s3Routes } from '../../s3api/routes.ts';
 
 export interface RouteOptions {
   deps: AppDeps;
@@ -41,9 +38,11 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
     });
     await scope.register(uploadMultipartRoute, opts);
     await scope.register(uploadRawRoute, opts);
-    await scope.register(tusUploadsRoute, opts); // resumable uploads (tus)
+    // Resumable uploads (tus). Imported here, at start-up, so a worker node never loads @tus/*.
+    await scope.register((await import('./tus-uploads.ts')).tusUploadsRoute, opts);
   });
-  if (opts.deps.config.s3Api) await app.register(s3Routes, opts); // the S3-compatible endpoint (docs/s3-api.md)
+  // The S3-compatible endpoint (docs/s3-api.md), loaded only when it is on.
+  if (opts.deps.config.s3Api) await app.register((await import('../../s3api/routes.ts')).s3Routes, opts);
   await app.register(listFilesRoute, opts);
   await app.register(getLimitsRoute, opts);
   await app.register(getFileRoute, opts);

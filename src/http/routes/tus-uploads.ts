@@ -25,7 +25,7 @@ const METHODS = ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
 export async function tusUploadsRoute(app: FastifyInstance, { deps }: RouteOptions): Promise<void> {
   const { config } = deps;
-  const tus = createTusService({ config, storage: deps.storage, log: deps.log, shutdownSignal: deps.shutdownSignal, jobs: deps.jobs });
+  const tus = await createTusService({ config, storage: deps.storage, log: deps.log, shutdownSignal: deps.shutdownSignal, jobs: deps.jobs });
   app.addHook('onClose', () => tus.close());
   // The IETF resumable-upload draft on the same resources, told apart by header (docs/resumable.md).
   const draft = createResumableHttp(deps, tus);
