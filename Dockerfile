@@ -30,14 +30,17 @@ FROM node:24-bookworm-slim
 # jemalloc instead of glibc malloc: worker threads × libuv threads × libvips
 # threads fragment glibc's heap; docs/jobs.md measured about half the RSS under
 # image jobs with jemalloc (bench:pool-rss).
-RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/*
+# The library's directory names the architecture (x86_64-linux-gnu, aarch64-linux-gnu):
+# a fixed link keeps LD_PRELOAD right on both.
+RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/* \
+ && ln -s "$(dpkg -L libjemalloc2 | grep '/libjemalloc\.so\.2$')" /usr/local/lib/libjemalloc.so.2
 # HOST=0.0.0.0 needs authentication configured (SLUICE_AUTH_*): sluice refuses
 # to listen off loopback without it (README, "Security").
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
     SLUICE_DATA_DIR=/data \
-    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+    LD_PRELOAD=/usr/local/lib/libjemalloc.so.2
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
