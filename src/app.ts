@@ -18,7 +18,7 @@ import { TenantQuota, withTenantQuota } from './core/tenant-quota.ts';
 import { routes } from './http/routes/index.ts';
 import type { AppDeps } from './http/types.ts';
 import { createLogger } from './logger.ts';
-import type { Storage } from './storage/storage.ts';
+import { conditionalWrites, type Storage } from './storage/storage.ts';
 import { httpMetrics } from './http/plugins/http-metrics.ts';
 import { loadShedding } from './http/plugins/load-shedding.ts';
 import { SluiceMetrics } from './metrics.ts';
@@ -41,8 +41,9 @@ export async function defaultDeps(config: Readonly<Config>, storage: Storage, lo
 function withQuota(deps: AppDeps): { deps: AppDeps; quota: TenantQuota | undefined } {
   const { security, keyPrefix } = deps.config;
   if (security.tenantQuotaBytes === 0) return { deps, quota: undefined };
-  const quota = new TenantQuota(deps.storage, keyPrefix, security.tenantQuotaBytes, security.tenantQuotaCacheMs);
-  return { deps: { ...deps, storage: withTenantQuota(deps.storage, quota) }, quota };
+  const storage = conditionalWrites(deps.storage);
+  const quota = new TenantQuota(storage, keyPrefix, security.tenantQuotaBytes, security.tenantQuotaCacheMs);
+  return { deps: { ...deps, storage: withTenantQuota(storage, quota) }, quota };
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;

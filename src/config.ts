@@ -215,7 +215,7 @@ const envSchema = z.object({
   SLUICE_TENANT_MAX_CONCURRENT_UPLOADS: int(0).default(16),
   /** Bytes each tenant may store (0: no quota); past it uploads get 507 QUOTA_EXCEEDED. */
   SLUICE_TENANT_QUOTA_BYTES: int(0).default(0),
-  /** How long a tenant's listed usage is trusted before it is listed again, in ms. */
+  /** How long an instance trusts its copy of a tenant's usage record before reading it again, in ms. */
   SLUICE_TENANT_QUOTA_CACHE_MS: int(0).default(30_000),
   /** Open connections the server accepts at once (0: no cap); more are refused at accept. */
   SLUICE_MAX_CONNECTIONS: int(0).default(1024),

@@ -9,6 +9,8 @@ import type { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { bearer, hsEnv, hsToken } from './helpers/auth.ts';
 import { call } from './helpers/http.ts';
+import { TenantQuota, withTenantQuota } from '../src/core/tenant-quota.ts';
+import { conditionalWrites, type ConditionalWrites, type ListOptions, type Storage } from '../src/storage/storage.ts';
 import { backends, leftovers, startServer, type TestServer } from './helpers/server.ts';
 
 const QUOTA = 64 * 1024;
@@ -59,6 +61,88 @@ for (const backend of backends()) {
         assert.equal((await call(`${srv.url}/v1/files/${f.id}`, { method: 'DELETE', headers: acme })).status, 204);
       }
       assert.equal((await put(acme, text(30 * 1024))).status, 201);
+    });
+  });
+}
+
+// The usage record (issue 13): quota checks after the cache expires read one
+// small record instead of listing every object of the tenant; a listing happens
+// only when the record is missing or on reconcile(). The old code listed the
+// tenant on every check once `ttlMs` had passed (here 0: every check).
+for (const backend of backends()) {
+  describe(`tenant usage record (${backend})`, () => {
+    let srv: TestServer;
+    let lists = 0;
+    let counting: Storage & ConditionalWrites;
+    before(async () => {
+      srv = await startServer({ backend, label: 'sec-quota-rec' });
+      const raw = conditionalWrites(srv.storage);
+      counting = new Proxy(raw, {
+        get(target, prop) {
+          if (prop === 'list') return (o: ListOptions) => (lists++, target.list(o));
+          const v: unknown = Reflect.get(target, prop, target);
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+    });
+    after(() => srv.close());
+
+    const body = (n: number) => (async function* () {
+      yield Buffer.alloc(n, 1);
+    })();
+    const record = async (tenant: string) => {
+      const got = await srv.storage.get(`${srv.config.keyPrefix}/_system/usage/${tenant}.json`);
+      const chunks: Buffer[] = [];
+      for await (const c of got.body) chunks.push(c as Buffer);
+      return (JSON.parse(Buffer.concat(chunks).toString()) as { bytes: number }).bytes;
+    };
+
+    test('checks after cache expiry list nothing; commits and deletes move the record; reconcile recounts', async () => {
+      const tenant = `rec${backend}`;
+      const quota = new TenantQuota(counting, srv.config.keyPrefix, 1_000_000, 0);
+      const store = withTenantQuota(counting, quota);
+      const key = (n: number) => `${srv.config.keyPrefix}/${tenant}/f${n}/original`;
+      lists = 0;
+      for (let i = 0; i < 5; i++) await store.put(key(i), body(1000), { contentType: 'application/octet-stream' });
+      for (let i = 0; i < 20; i++) assert.equal(await quota.remaining(tenant), 1_000_000 - 5000);
+      assert.equal(lists, 1, 'one recount, for the missing record; the old code listed on each of the 25 checks');
+      assert.equal(await record(tenant), 5000);
+
+      await store.delete(key(0));
+      await store.delete(key(0)); // gone already: nothing subtracted twice
+      assert.equal(await record(tenant), 4000);
+
+      // Written around the wrapper: not seen until a reconcile, which lists once.
+      await srv.storage.put(key(9), body(500), { contentType: 'application/octet-stream' });
+      assert.equal(await quota.used(tenant), 4000);
+      assert.equal(await quota.reconcile(tenant), 4500);
+      assert.equal(lists, 2);
+      assert.equal(await record(tenant), 4500);
+      assert.equal(await quota.remaining(tenant), 1_000_000 - 4500);
+    });
+
+    test('two instances on one storage keep one exact record (compare-and-swap, retried on conflict)', async () => {
+      const tenant = `cas${backend}`;
+      const a = new TenantQuota(counting, srv.config.keyPrefix, 1_000_000, 0);
+      const b = new TenantQuota(counting, srv.config.keyPrefix, 1_000_000, 0);
+      const sa = withTenantQuota(counting, a);
+      const sb = withTenantQuota(counting, b);
+      assert.equal(await a.remaining(tenant), 1_000_000);
+      const key = (n: number) => `${srv.config.keyPrefix}/${tenant}/f${n}/original`;
+      await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? sa : sb).put(key(i), body(100 + i), { contentType: 'application/octet-stream' })));
+      const total = Array.from({ length: 12 }, (_, i) => 100 + i).reduce((x, y) => x + y, 0);
+      assert.equal(await record(tenant), total);
+      assert.equal(await b.used(tenant), total);
+      assert.equal(await a.used(tenant), total);
+    });
+
+    test('a quota still refuses a put past it, leaving the record unchanged', async () => {
+      const tenant = `lim${backend}`;
+      const quota = new TenantQuota(counting, srv.config.keyPrefix, 1500, 0);
+      const store = withTenantQuota(counting, quota);
+      await store.put(`${srv.config.keyPrefix}/${tenant}/a/original`, body(1000), { contentType: 'application/octet-stream' });
+      await assert.rejects(store.put(`${srv.config.keyPrefix}/${tenant}/b/original`, body(1000), { contentType: 'application/octet-stream' }), { code: 'QUOTA_EXCEEDED' });
+      assert.equal(await record(tenant), 1000);
     });
   });
 }
