@@ -5,7 +5,14 @@
 //     restarting each time: every upload answered 2xx reads back byte-exact,
 //     and after the restart's sweep nothing partial remains.
 //
+//  3. Issue 13's windows, counted (bench/lib/fault-rounds.ts): deletes racing
+//     job saves (resurrected), storage outages and SIGTERM during tus finishes
+//     (tus_finish_lost), duplicate zero-byte final PATCHes (duplicate_finish_lost),
+//     SIGKILL mid-commit of multi-file requests (partial_requests).
+//
 //   npm run bench:faults -- [--backend s3|fs] [--cut 200] [--rounds 20] [--inflight 50]
+//     [--race-files 60] [--race-deletes 30] [--tus-outages 30] [--tus-term-rounds 3] [--tus-term-uploads 12]
+//     [--duplicates 20] [--commit-rounds 10] [--commit-requests 6] [--commit-files 3]
 
 import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
@@ -14,12 +21,22 @@ import { Agent, request } from 'undici';
 import { loadConfig } from '../src/config.ts';
 import { createStorage } from '../src/storage/index.ts';
 import { childLeftovers, startChild, type ChildServer } from '../test/helpers/child-server.ts';
+import { commitKills, deleteRace, duplicateFinishes, tusFinishFaults } from './lib/fault-rounds.ts';
 import { arg, BENCH_ENV, loadNote, MiB, payloadHead, s3ForBench, slowBody } from './lib/harness.ts';
 
 const backend = arg('backend', 's3') as 's3' | 'fs';
 const cutClients = Number(arg('cut', '200'));
 const rounds = Number(arg('rounds', '20'));
 const inflight = Number(arg('inflight', '50'));
+const raceFiles = Number(arg('race-files', '60'));
+const raceDeletes = Math.min(raceFiles, Number(arg('race-deletes', '30')));
+const tusOutages = Number(arg('tus-outages', '30'));
+const tusTermRounds = Number(arg('tus-term-rounds', '3'));
+const tusTermUploads = Number(arg('tus-term-uploads', '12'));
+const duplicates = Number(arg('duplicates', '20'));
+const commitRounds = Number(arg('commit-rounds', '10'));
+const commitRequests = Number(arg('commit-requests', '6'));
+const commitFiles = Number(arg('commit-files', '3'));
 // The restart's sweep removes everything older than this; the bench waits longer than it before restarting.
 // Above the tus expiry and the upload deadline set below, as start-up requires.
 const REAPER_MAX_AGE_MS = 2500;
@@ -157,9 +174,19 @@ try {
   console.log(`cut clients: ${cutClients} cut at random offsets → objects_left=${cut.objectsLeft} pending_multipart=${cut.pending} (clean after ${cut.cleanAfterMs} ms of polling)`);
   const kill = await phaseKill(head);
   console.log(`SIGKILL: ${rounds} rounds × ${inflight} uploads → acked=${kill.acked} client_errors=${kill.clientErrors} acked_lost=${kill.lost}; after the restart's sweep: partial=${kill.partial} pending_multipart=${kill.pending}`);
+  const race = await deleteRace(backend, raceFiles, raceDeletes);
+  console.log(`delete race: ${race.files} files with gzip jobs, ${race.deletes} deleted while their job's save was held → deleted_then_404=${race.deleted404} resurrected=${race.resurrected}`);
+  const tus = await tusFinishFaults(backend, tusOutages, tusTermRounds, tusTermUploads);
+  console.log(
+    `tus finish: ${tus.outageUploads} finishes with storage down at random commits (${tus.outageFailed} answered with an error), ${tusTermRounds} SIGTERMs × ${tusTermUploads} final PATCHes (${tus.termAcked} acked) → tus_finish_lost=${tus.lost}`,
+  );
+  const dup = await duplicateFinishes(backend, duplicates);
+  console.log(`duplicate finishes: ${dup.uploads} uploads, second final PATCH answered ${JSON.stringify(dup.secondAnswers)} → duplicate_finish_lost=${dup.lost}`);
+  const commit = await commitKills(backend, commitRounds, commitRequests, commitFiles);
+  console.log(`commit kills: ${commitRounds} SIGKILLs × ${commitRequests} requests of ${commitFiles} files (${commit.answered} answered 201) → partial_requests=${commit.partial}`);
   console.log(`after: ${await loadNote()}`);
   console.log(
-    `RESULT faults cut_clients=${cutClients} objects_left=${cut.objectsLeft} pending_multipart=${cut.pending + kill.pending} sigkill_rounds=${rounds} acked_lost=${kill.lost} partial_after_sweep=${kill.partial}`,
+    `RESULT faults cut_clients=${cutClients} objects_left=${cut.objectsLeft} pending_multipart=${cut.pending + kill.pending} sigkill_rounds=${rounds} acked_lost=${kill.lost} partial_after_sweep=${kill.partial} resurrected=${race.resurrected} tus_finish_lost=${tus.lost} duplicate_finish_lost=${dup.lost} partial_requests=${commit.partial}`,
   );
 } finally {
   await minio?.stop();

@@ -11,7 +11,7 @@ import { buildApp, defaultDeps } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createStorage } from '../../src/storage/index.ts';
-import type { Storage } from '../../src/storage/storage.ts';
+import { conditionalWrites, type ConditionalWrites, type Storage } from '../../src/storage/storage.ts';
 
 const config = loadConfig(process.env);
 const real = await createStorage(config);
@@ -22,14 +22,16 @@ const held = (kind: string, key: string): Promise<never> | undefined => {
   process.stdout.write(`${JSON.stringify({ held: key })}\n`);
   return new Promise<never>(() => {});
 };
-const overrides: Partial<Storage> = {
+// Manifests are written with putIf (conditional writes): it counts as a put, or the manifest steps would never be held.
+const overrides: Partial<Storage & ConditionalWrites> = {
   put: (key, body, opts) => held('put', key) ?? real.put(key, body, opts),
+  putIf: (key, body, opts) => held('put', key) ?? conditionalWrites(real).putIf(key, body, opts),
   delete: (key) => held('delete', key) ?? real.delete(key),
 };
 // Everything else (optional capabilities included) goes straight to the real adapter.
 const storage = new Proxy(real, {
   get(target, prop, receiver) {
-    const own = overrides[prop as keyof Storage];
+    const own = overrides[prop as keyof typeof overrides];
     if (own) return own;
     const v: unknown = Reflect.get(target, prop, receiver);
     return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
