@@ -11,8 +11,8 @@
 //     SIGKILL mid-commit of multi-file requests (partial_requests).
 //
 //   npm run bench:faults -- [--backend s3|fs] [--cut 200] [--rounds 20] [--inflight 50]
-//     [--race-files 60] [--race-deletes 30] [--tus-outages 30] [--tus-term-rounds 3] [--tus-term-uploads 12]
-//     [--duplicates 20] [--commit-rounds 10] [--commit-requests 6] [--commit-files 3]
+//     [--race-files 40] [--race-deletes 20] [--tus-outages 24] [--tus-term-rounds 3] [--tus-term-uploads 10]
+//     [--duplicates 12] [--commit-rounds 8] [--commit-requests 6] [--commit-files 3]
 
 import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
@@ -28,13 +28,13 @@ const backend = arg('backend', 's3') as 's3' | 'fs';
 const cutClients = Number(arg('cut', '200'));
 const rounds = Number(arg('rounds', '20'));
 const inflight = Number(arg('inflight', '50'));
-const raceFiles = Number(arg('race-files', '60'));
-const raceDeletes = Math.min(raceFiles, Number(arg('race-deletes', '30')));
-const tusOutages = Number(arg('tus-outages', '30'));
+const raceFiles = Number(arg('race-files', '40'));
+const raceDeletes = Math.min(raceFiles, Number(arg('race-deletes', '20')));
+const tusOutages = Number(arg('tus-outages', '24'));
 const tusTermRounds = Number(arg('tus-term-rounds', '3'));
-const tusTermUploads = Number(arg('tus-term-uploads', '12'));
-const duplicates = Number(arg('duplicates', '20'));
-const commitRounds = Number(arg('commit-rounds', '10'));
+const tusTermUploads = Number(arg('tus-term-uploads', '10'));
+const duplicates = Number(arg('duplicates', '12'));
+const commitRounds = Number(arg('commit-rounds', '8'));
 const commitRequests = Number(arg('commit-requests', '6'));
 const commitFiles = Number(arg('commit-files', '3'));
 // The restart's sweep removes everything older than this; the bench waits longer than it before restarting.
