@@ -42,7 +42,10 @@ function withQuota(deps: AppDeps): { deps: AppDeps; quota: TenantQuota | undefin
   const { security, keyPrefix } = deps.config;
   if (security.tenantQuotaBytes === 0) return { deps, quota: undefined };
   const storage = conditionalWrites(deps.storage);
-  const quota = new TenantQuota(storage, keyPrefix, security.tenantQuotaBytes, security.tenantQuotaCacheMs);
+  const quota = new TenantQuota(storage, keyPrefix, security.tenantQuotaBytes, security.tenantQuotaCacheMs, deps.redis && {
+    redis: deps.redis.commands,
+    key: (tenant: string) => deps.redis!.key('quota', tenant),
+  });
   return { deps: { ...deps, storage: withTenantQuota(storage, quota) }, quota };
 }
 

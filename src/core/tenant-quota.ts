@@ -19,8 +19,17 @@
 // over an existing key (counted again; tenant keys are fresh ids); objects
 // written or removed around the wrapper (another tool on the bucket). Across
 // instances the quota is soft within `ttlMs` (in-flight bytes of others are unseen).
+//
+// With SLUICE_REDIS_URL the committed bytes are also a Redis counter
+// (`<redis prefix>:quota:<tenant>`, INCRBY/DECRBY on the commands connection),
+// shared by every instance: a request's first check reads it, so another
+// instance's commit or delete counts at once, not after `ttlMs`. A missing
+// counter (first use, Redis restarted or flushed) is seeded from the storage
+// record (or a recount when that is missing too), which stays the durable copy.
+// While Redis is unreachable the quota falls back to the storage record.
 
 import { SluiceError } from '../errors.ts';
+import type { Redis } from 'ioredis';
 import type { ConditionalWrites, PutOptions, PutResult, Storage, WriteCondition } from '../storage/storage.ts';
 import { isTenant } from './keys.ts';
 
@@ -36,6 +45,20 @@ interface RecordRead {
 }
 
 const CAS_ATTEMPTS = 20;
+
+/** The shared counter: a Redis connection and the key of a tenant's counter. */
+export interface UsageCounter {
+  redis: Redis;
+  key: (tenant: string) => string;
+}
+
+// KEYS[1] counter; ARGV[1] delta. The new value, or nil when the counter is missing (to be seeded).
+const ADD = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local d = tonumber(ARGV[1])
+if d < 0 then return redis.call('DECRBY', KEYS[1], -d) end
+return redis.call('INCRBY', KEYS[1], d)
+`;
 
 function isCode(err: unknown, code: string): boolean {
   return err instanceof SluiceError && err.code === code;
@@ -57,9 +80,11 @@ export class TenantQuota {
   /** Committed deltas not yet in the record. */
   readonly #pending = new Map<string, number>();
   readonly #flushing = new Map<string, Promise<void>>();
+  readonly #counter: UsageCounter | undefined;
 
-  constructor(storage: Storage & ConditionalWrites, keyPrefix: string, limitBytes: number, ttlMs: number) {
+  constructor(storage: Storage & ConditionalWrites, keyPrefix: string, limitBytes: number, ttlMs: number, counter?: UsageCounter) {
     this.#storage = storage;
+    this.#counter = counter;
     this.#prefix = `${keyPrefix}/`;
     this.#usagePrefix = `${keyPrefix}/_system/usage/`;
     this.limitBytes = limitBytes;
@@ -74,7 +99,7 @@ export class TenantQuota {
   }
 
   async remaining(tenant: string): Promise<number> {
-    const v = await this.#current(tenant);
+    const v = await this.#current(tenant, true);
     return this.limitBytes - v.bytes - (this.#inFlight.get(tenant) ?? 0);
   }
 
@@ -96,13 +121,15 @@ export class TenantQuota {
         if (!isCode(err, 'WRITE_CONFLICT') || i >= CAS_ATTEMPTS) throw err;
       }
     }
+    if (this.#counter) await this.#counter.redis.set(this.#counter.key(tenant), String(bytes));
     this.#view.set(tenant, { bytes: bytes + (this.#pending.get(tenant) ?? 0), readAt: Date.now() });
     return bytes;
   }
 
-  async #current(tenant: string): Promise<View> {
+  /** `fresh`: with a shared counter, read it now (a request's first check) rather than trust the cached copy. */
+  async #current(tenant: string, fresh = false): Promise<View> {
     const v = this.#view.get(tenant);
-    if (v && Date.now() - v.readAt < this.#ttlMs) return v;
+    if (v && !(fresh && this.#counter) && Date.now() - v.readAt < this.#ttlMs) return v;
     let pending = this.#reading.get(tenant);
     if (!pending) {
       pending = this.#load(tenant).finally(() => this.#reading.delete(tenant));
@@ -112,6 +139,29 @@ export class TenantQuota {
   }
 
   async #load(tenant: string): Promise<View> {
+    if (this.#counter) {
+      try {
+        const got = await this.#counter.redis.get(this.#counter.key(tenant));
+        const bytes = got === null ? await this.#seed(tenant) : Number(got);
+        const v = { bytes: Math.max(0, bytes), readAt: Date.now() };
+        this.#view.set(tenant, v);
+        return v;
+      } catch {
+        // Redis unreachable: the storage record below.
+      }
+    }
+    return this.#loadRecord(tenant);
+  }
+
+  /** Set a missing counter from the storage record (recounted if missing too); another instance's seed wins. */
+  async #seed(tenant: string): Promise<number> {
+    const { bytes } = await this.#loadRecord(tenant);
+    const key = this.#counter!.key(tenant);
+    await this.#counter!.redis.set(key, String(bytes), 'NX');
+    return Number((await this.#counter!.redis.get(key)) ?? bytes);
+  }
+
+  async #loadRecord(tenant: string): Promise<View> {
     let rec = await this.#read(tenant);
     if (!rec) {
       // No record yet (first use, or removed): the one place a request lists.
@@ -168,8 +218,10 @@ export class TenantQuota {
 
   /** A put's body, counted against the tenant's quota; throws QUOTA_EXCEEDED past it. */
   async *meter(tenant: string, body: AsyncIterable<Uint8Array>, done: { bytes: number }): AsyncGenerator<Uint8Array> {
+    let first = true;
     for await (const chunk of body) {
-      const v = await this.#current(tenant);
+      const v = await this.#current(tenant, first);
+      first = false;
       const inFlight = this.#inFlight.get(tenant) ?? 0;
       if (v.bytes + inFlight + chunk.byteLength > this.limitBytes) {
         throw new SluiceError('QUOTA_EXCEEDED', { details: { quotaBytes: this.limitBytes } });
@@ -203,6 +255,15 @@ export class TenantQuota {
     this.#flushing.set(tenant, next);
     await next;
     if (this.#flushing.get(tenant) === next) this.#flushing.delete(tenant);
+    // The record first: a counter seeded from it now already holds this delta.
+    if (this.#counter) {
+      try {
+        const now = (await this.#counter.redis.eval(ADD, 1, this.#counter.key(tenant), String(delta))) as number | null;
+        if (now === null) await this.#seed(tenant);
+      } catch {
+        // Redis unreachable: the record has it; the counter is set right by reconcile() or when seeded again.
+      }
+    }
   }
 
   async #drain(tenant: string): Promise<void> {
