@@ -103,7 +103,7 @@ export async function buildApp(appDeps: AppDeps) {
   // SigV4 for /s3 (docs/s3-api.md); loaded only when the endpoint is on, as are its routes.
   if (config.s3Api) await app.register((await import('./s3api/s3-auth.ts')).s3Auth, { config: config.s3Api });
   await app.register(uploadLimits, { deps, quota });
-  await app.register(routes, { deps });
+  await app.register(routes, { deps, quota });
   return app;
 }
 

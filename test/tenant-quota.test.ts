@@ -62,6 +62,21 @@ for (const backend of backends()) {
       }
       assert.equal((await put(acme, text(30 * 1024))).status, 201);
     });
+
+    test('bytes stored around sluice count once an admin reconciles (one recount)', async () => {
+      await srv.storage.put(`${srv.config.keyPrefix}/acme/outside/original`, (async function* () {
+        yield Buffer.alloc(20 * 1024);
+      })(), { contentType: 'application/octet-stream' });
+      const reconcile = (headers: Record<string, string>) =>
+        call(`${srv.url}/v1/admin/quota/reconcile`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }) });
+      assert.equal((await reconcile(bearer(await hsToken({ tenant: 'acme', scopes: ['files:read', 'files:write'] })))).status, 403);
+      const r = await reconcile(bearer(await hsToken({ tenant: 'acme', scopes: ['admin'] })));
+      assert.equal(r.status, 200, r.body.toString());
+      const { usedBytes, quotaBytes } = r.json<{ usedBytes: number; quotaBytes: number }>();
+      assert.equal(quotaBytes, QUOTA);
+      assert.ok(usedBytes >= 50 * 1024 && usedBytes < QUOTA, `used ${usedBytes}`);
+      assert.equal((await put(acme, text(20 * 1024))).status, 507);
+    });
   });
 }
 

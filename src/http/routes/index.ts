@@ -9,6 +9,7 @@ import { getContentRoute } from './get-content.ts';
 import { getFileRoute } from './get-file.ts';
 import { healthRoutes } from './health.ts';
 import { listFilesRoute } from './list-files.ts';
+import type { TenantQuota } from '../../core/tenant-quota.ts';
 import { getLimitsRoute } from './get-limits.ts';
 import { metricsRoute } from './metrics.ts';
 import { uploadMultipartRoute } from './upload-multipart.ts';
@@ -16,12 +17,15 @@ import { uploadRawRoute } from './upload-raw.ts';
 import { getVariantRoute } from './get-variant.ts';
 import { jobsStatsRoute } from './jobs-stats.ts';
 import { adminRevokeRoute } from './admin-revoke.ts';
+import { adminQuotaRoute } from './admin-quota.ts';
 import { createLinkRoute } from './create-link.ts';
 import { getLinkRoute } from './get-link.ts';
 import { webPageRoute } from './web-page.ts';
 
 export interface RouteOptions {
   deps: AppDeps;
+  /** The tenant quota, when on (its admin reconcile route). */
+  quota?: TenantQuota | undefined;
 }
 
 export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<void> {
@@ -51,6 +55,7 @@ export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<
   await app.register(getVariantRoute, opts);
   await app.register(jobsStatsRoute, opts);
   await app.register(adminRevokeRoute, opts);
+  await app.register(adminQuotaRoute, opts);
   await app.register(createLinkRoute, opts);
   await app.register(getLinkRoute, opts);
   await app.register(webPageRoute); // the upload page at /
