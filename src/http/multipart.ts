@@ -77,6 +77,10 @@ export async function* multipartFiles(
   };
 
   bb.on('file', (field, stream, info) => {
+    // A request that fails (a client gone, a limit) makes busboy destroy the part it is
+    // writing with that error, often before any reader iterates it; an unheard 'error'
+    // would crash the process. The reader, if any, still gets the error from the stream.
+    stream.on('error', () => {});
     stream.once('limit', () => stream.destroy(new SluiceError('FILE_TOO_LARGE', { details: { limitBytes: limits.fileBytes } })));
     if (failure) {
       stream.resume();
