@@ -64,6 +64,11 @@ export function lingerThenClose(request: FastifyRequest, reply: FastifyReply): v
       idle.refresh();
     }
   };
+  // Node's server ends a `Connection: close` exchange (the client's header, or ours)
+  // with socket.destroySoon(): a destroy once the answer is written, unread body or
+  // not, which is the reset this function exists to avoid. Here it only half-closes,
+  // and the bounds below decide when the socket goes.
+  socket.destroySoon = halfClose;
   const idle = setTimeout(onIdle, LINGER_IDLE_MS);
   const total = setTimeout(() => socket.destroy(), LINGER_TOTAL_MS);
   idle.unref();
@@ -71,6 +76,13 @@ export function lingerThenClose(request: FastifyRequest, reply: FastifyReply): v
   const stop = () => {
     clearTimeout(idle);
     clearTimeout(total);
+  };
+  const bodyEnded = () => {
+    stop();
+    // Nothing is left unread, so closing cannot reset the client any more: Node's own
+    // close applies again, and a socket already half-closed here goes now.
+    Reflect.deleteProperty(socket, 'destroySoon');
+    if (halfClosed && reply.raw.writableFinished) socket.destroySoon();
   };
   // A stage's async iterator may have left a 'readable' listener, which makes
   // resume() a no-op: drop it so the rest of the body really drains.
@@ -80,7 +92,7 @@ export function lingerThenClose(request: FastifyRequest, reply: FastifyReply): v
     idle.refresh();
     if (seen > LINGER_BYTES) halfClose();
   });
-  req.once('end', stop);
+  req.once('end', bodyEnded);
   socket.once('close', stop);
   req.resume();
 }
