@@ -103,8 +103,10 @@ describe('IETF resumable upload resumed on a second instance sharing the bucket'
   let a: TestServer;
   let b: TestServer;
   before(async () => {
-    a = await startServer({ backend: 's3', label: 'rufh-two' });
-    b = await startServer({ backend: 's3', label: 'rufh-two-b', env: { SLUICE_S3_BUCKET: a.bucket! } });
+    // A long idle timeout: a hanging request on A must be ended by B's takeover, not by A's timer.
+    const env = { SLUICE_UPLOAD_IDLE_TIMEOUT_MS: '120000', SLUICE_TUS_LOCK_TIMEOUT_MS: '60000' };
+    a = await startServer({ backend: 's3', label: 'rufh-two', env });
+    b = await startServer({ backend: 's3', label: 'rufh-two-b', env: { ...env, SLUICE_S3_BUCKET: a.bucket! } });
   });
   after(async () => {
     await a.close();
@@ -117,6 +119,24 @@ describe('IETF resumable upload resumed on a second instance sharing the bucket'
     await dropped(sock);
     const onB = new URL(new URL(url).pathname, b.url).toString();
     const file = await finish(onB, data);
+    assert.equal(file.sha256, sha256(data));
+    assert.equal((await call(`${a.url}/v1/files/${file.id}`)).json<{ sha256: string }>().sha256, sha256(data));
+  });
+
+  it('an append hanging on A is taken over from B: A ends it without an answer, its bytes kept, B finishes', async () => {
+    const data = await pngOfSize(12 * MiB + 5);
+    const made = await draft(`${a.url}/v1/uploads`, { method: 'POST', headers: { ...dialect(8, false), 'upload-length': String(data.length) } });
+    const url = new URL(String(made.headers.location), a.url).toString();
+    // 7 MiB of the append, then silence with the connection open (a half-dead network).
+    const old = await sendPartially(url, 'PATCH', { ...dialect(8, true), 'upload-offset': '0', 'content-type': PARTIAL }, data, 7 * MiB);
+    const oldSeen = received(old);
+    const closed = new Promise<void>((resolve) => old.once('close', () => resolve()));
+    // Without a release request across instances, B's HEAD waits for A's lock until the lock timeout (60 s, under A's 120 s idle timeout);
+    // with it, about one heartbeat of A's lease (10 s).
+    const onB = new URL(new URL(url).pathname, b.url).toString();
+    const file = await finish(onB, data);
+    await closed;
+    assert.doesNotMatch(oldSeen.text(), /HTTP\/1\.1 [2-5]\d\d/, 'the old request got no final answer');
     assert.equal(file.sha256, sha256(data));
     assert.equal((await call(`${a.url}/v1/files/${file.id}`)).json<{ sha256: string }>().sha256, sha256(data));
   });

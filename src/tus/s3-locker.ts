@@ -17,12 +17,22 @@
 //   cancelled (tus stops the write) rather than writing without it.
 // - Release: DeleteObject with If-Match on the holder's ETag; releaseAll() on
 //   shutdown, so other instances need not wait for the TTL.
-// Within one instance a waiter also asks the local holder to let go (the tus
-// "request release" path), so a client resuming after a dropped connection
-// does not wait for the dead request's socket to time out.
+// A waiter asks the holder to let go (the tus "request release" path), so a
+// client resuming after a dropped connection does not wait for the dead
+// request's socket to time out:
+// - within one instance, by calling the local holder's release at once;
+// - across instances, through the lock object itself: the waiter rewrites it,
+//   If-Match on the ETag it read, with the holder's token and
+//   `releaseRequested`. The holder's next heartbeat (If-Match on its own ETag)
+//   fails, it reads the object, finds its token asked to yield, ends its
+//   request (keeping what arrived) and deletes the lock once the request has
+//   let go, beating on meanwhile with the request kept in the body. No S3
+//   request is added while nobody waits; a takeover waits about one heartbeat
+//   (TTL/3). The request keeps the holder's last heartbeat time (`heldAt`),
+//   so asking does not make a dead holder's lock look alive.
 
 import { randomUUID } from 'node:crypto';
-import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils';
 
 export interface S3LockerOptions {
@@ -42,7 +52,11 @@ const POLL_MS = 100;
 
 interface Lease {
   key: string;
+  /** Written in the lock object: a waiter's release request names it, so it reaches this holder only. */
+  token: string;
   etag: string | undefined;
+  /** A waiter on another instance asked for the lock: once the request has let go, it is deleted, not kept lingering. */
+  yielding: boolean;
   /** A request of this instance holds it now (else it lingers). */
   active: boolean;
   release: RequestRelease | undefined;
@@ -82,22 +96,45 @@ export class S3Locker implements Locker {
     clearInterval(lease.heartbeat);
     clearTimeout(lease.linger);
     await lease.refreshing;
-    try {
-      await this.opts.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: lease.key, ...(lease.etag ? { IfMatch: lease.etag } : {}) }));
-    } catch (err) {
-      // Someone took it over after our TTL lapsed: theirs now, leave it.
-      if (!isConflict(err) && status(err) !== 404) throw err;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await this.opts.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: lease.key, ...(lease.etag ? { IfMatch: lease.etag } : {}) }));
+        return;
+      } catch (err) {
+        // Someone took it over after our TTL lapsed: theirs now, leave it.
+        if (!isConflict(err) && status(err) !== 404) throw err;
+        // Or a waiter asked for it, which changed its ETag: still ours to delete.
+        if (status(err) === 404 || !(await this.askedToYield(lease))) return;
+      }
     }
+  }
+
+  /** Whether the lock object now holds a waiter's release request for this lease (and, if so, its ETag becomes the lease's). */
+  async askedToYield(lease: Lease): Promise<boolean> {
+    const seen = await readLock(this.opts.client, this.opts.bucket, lease.key);
+    if (!seen?.body.releaseRequested || seen.body.token !== lease.token) return false;
+    lease.etag = seen.etag;
+    return true;
   }
 
   refresh(id: string, lease: Lease): void {
     const { client, bucket } = this.opts;
     lease.refreshing = client
-      .send(new PutObjectCommand({ Bucket: bucket, Key: lease.key, Body: lockBody(), ContentType: 'application/json', ...(lease.etag ? { IfMatch: lease.etag } : {}) }))
+      .send(new PutObjectCommand({ Bucket: bucket, Key: lease.key, Body: lockBody(lease.token, lease.yielding), ContentType: 'application/json', ...(lease.etag ? { IfMatch: lease.etag } : {}) }))
       .then((res) => {
         lease.etag = res.ETag;
       })
       .catch(async (err: unknown) => {
+        if (isConflict(err) && (await this.askedToYield(lease).catch(() => false))) {
+          // Another instance waits: end our request (its bytes are kept); unlock then deletes the lock.
+          // Until then the heartbeat goes on, keeping the request pending: a holder that cannot let go
+          // at once (a finish, whose release is a no-op) must not look dead to the waiter.
+          lease.yielding = true;
+          lease.refreshing = undefined;
+          if (lease.active) await lease.release?.();
+          else await this.drop(id);
+          return;
+        }
         if (isConflict(err) || status(err) === 404) {
           // Lost the lock: forget it, and stop a request writing without it.
           clearInterval(lease.heartbeat);
@@ -125,10 +162,11 @@ class S3Lock implements Lock {
     const key = locker.opts.keyFor(this.#id);
     const deadline = Date.now() + acquireTimeoutMs;
     let askedLocalHolder = false;
+    let askedRemoteHolder = false;
     for (;;) {
       if (signal.aborted) throw ERRORS.ABORTED;
       const lease = locker.leases.get(this.#id);
-      if (lease && !lease.active) {
+      if (lease && !lease.active && !lease.yielding) {
         // Ours and idle: take it back without a round trip.
         clearTimeout(lease.linger);
         lease.linger = undefined;
@@ -143,10 +181,13 @@ class S3Lock implements Lock {
         }
       } else {
         try {
-          const res = await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: lockBody(), ContentType: 'application/json', IfNoneMatch: '*' }));
+          const token = randomUUID();
+          const res = await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: lockBody(token), ContentType: 'application/json', IfNoneMatch: '*' }));
           const fresh: Lease = {
             key,
+            token,
             etag: res.ETag,
+            yielding: false,
             active: true,
             release: requestRelease,
             heartbeat: setInterval(() => locker.refresh(this.#id, fresh), Math.max(1000, Math.floor(ttlMs / 3))).unref(),
@@ -158,7 +199,7 @@ class S3Lock implements Lock {
         } catch (err) {
           if (!isConflict(err)) throw err;
         }
-        await this.#takeOverIfStale(key, ttlMs);
+        askedRemoteHolder = (await this.#takeOverIfStale(key, ttlMs, !askedRemoteHolder)) || askedRemoteHolder;
       }
       if (Date.now() > deadline) throw ERRORS.ERR_LOCK_TIMEOUT;
       await sleep(POLL_MS + Math.floor(Math.random() * POLL_MS), signal);
@@ -171,6 +212,11 @@ class S3Lock implements Lock {
     if (!lease || !lease.active) return;
     lease.active = false;
     lease.release = undefined;
+    if (lease.yielding) {
+      // Another instance is waiting for it: no lingering for our own next request.
+      await locker.drop(this.#id).catch(() => {});
+      return;
+    }
     lease.linger = setTimeout(() => {
       locker.drop(this.#id).catch(() => {
         // Left to expire: other instances take it over after the TTL.
@@ -179,22 +225,62 @@ class S3Lock implements Lock {
     lease.linger.unref();
   }
 
-  async #takeOverIfStale(key: string, ttlMs: number): Promise<void> {
+  /**
+   * Deletes the lock if its holder is dead (no heartbeat for the TTL); otherwise,
+   * if `ask`, writes a release request to the holder. Returns whether one was written.
+   */
+  async #takeOverIfStale(key: string, ttlMs: number, ask: boolean): Promise<boolean> {
     const { client, bucket } = this.#locker.opts;
     try {
-      const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-      const age = Date.now() - (head.LastModified?.getTime() ?? Date.now());
-      if (age > ttlMs && head.ETag) {
-        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, IfMatch: head.ETag }));
+      const seen = await readLock(client, bucket, key);
+      if (!seen) return false;
+      const asked = seen.body.heldAt ? Date.parse(seen.body.heldAt) : Number.NaN;
+      const heldAt = Number.isNaN(asked) ? seen.lastModified : asked;
+      if (Date.now() - heldAt > ttlMs) {
+        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, IfMatch: seen.etag }));
+        return false;
       }
+      if (!ask || seen.body.releaseRequested || !seen.body.token) return seen.body.releaseRequested === true;
+      const request: LockBody = { token: seen.body.token, at: new Date().toISOString(), releaseRequested: true, heldAt: new Date(heldAt).toISOString() };
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(request), ContentType: 'application/json', IfMatch: seen.etag }));
+      return true;
     } catch (err) {
+      // The holder beat or let go in between: the next poll looks again.
       if (!isConflict(err) && status(err) !== 404) throw err;
+      return false;
     }
   }
 }
 
-function lockBody(): string {
-  return JSON.stringify({ token: randomUUID(), at: new Date().toISOString() });
+interface LockBody {
+  token?: string;
+  at?: string;
+  releaseRequested?: boolean;
+  /** In a waiter's release request: the time (the store's clock) of the holder's last heartbeat, which staleness is judged by. */
+  heldAt?: string;
+}
+
+/** The holder's heartbeat; while it yields it keeps the release request (staleness then judged by the write's own time). */
+function lockBody(token: string, yielding = false): string {
+  return JSON.stringify({ token, at: new Date().toISOString(), ...(yielding ? { releaseRequested: true } : {}) } satisfies LockBody);
+}
+
+/** The lock object's body, ETag and time of last write; undefined when there is none. */
+async function readLock(client: S3Client, bucket: string, key: string): Promise<{ body: LockBody; etag: string; lastModified: number } | undefined> {
+  try {
+    const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const text = (await res.Body?.transformToString()) ?? '';
+    let body: LockBody = {};
+    try {
+      body = JSON.parse(text) as LockBody;
+    } catch {
+      // Unreadable: judged by its age alone.
+    }
+    return { body, etag: res.ETag ?? '', lastModified: res.LastModified?.getTime() ?? Date.now() };
+  } catch (err) {
+    if (status(err) === 404) return undefined;
+    throw err;
+  }
 }
 
 function status(err: unknown): number | undefined {
