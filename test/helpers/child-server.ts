@@ -95,6 +95,8 @@ export async function startChild(opts: ChildOptions = {}): Promise<ChildServer> 
       const timer = setTimeout(() => reject(new Error(`no matching log line in ${ms} ms; stderr: ${stderr.slice(-2000)}`)), ms);
       waiters.push({ match, resolve: (l) => (clearTimeout(timer), resolve(l)) });
       void exited.then(({ code }) => {
+        // A waiter left unmatched (the loser of a race over several nodes) must not keep its process alive.
+        clearTimeout(timer);
         if (waiters.some((w) => w.match === match)) reject(new Error(`server exited (${code}) before the log line; stderr: ${stderr.slice(-2000)}`));
       });
     });
