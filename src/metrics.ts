@@ -96,7 +96,7 @@ export class SluiceMetrics {
     });
     this.reaperRemoved = new Counter({
       name: 'sluice_reaper_removed_total',
-      help: 'Stale items removed by the reaper: multipart (S3 uploads aborted), temp (fs temp files), orphan (objects of files never committed)',
+      help: 'Stale items removed by the reaper: multipart (S3 uploads aborted), temp (fs temp files), orphan (objects of files never committed), commit (requests that died mid-commit), s3_upload (abandoned S3-endpoint multipart uploads)',
       labelNames: ['kind'],
       ...reg,
     });

@@ -86,6 +86,7 @@ const reaper = new Reaper({
     base.metrics?.reaperRemoved.inc({ kind: kind === 's3' ? 'multipart' : 'temp' }, r.staleUploads);
     base.metrics?.reaperRemoved.inc({ kind: 'orphan' }, r.orphanObjects);
     base.metrics?.reaperRemoved.inc({ kind: 'commit' }, r.abandonedCommits);
+    base.metrics?.reaperRemoved.inc({ kind: 's3_upload' }, r.abandonedS3Uploads);
     base.metrics?.reaperRuns.inc({ outcome: 'ok' });
   },
   onError: () => base.metrics?.reaperRuns.inc({ outcome: 'error' }),

@@ -6,12 +6,13 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it, before, after } from 'node:test';
-import { CreateMultipartUploadCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListPartsCommand, PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { newFileId } from '../src/core/keys.ts';
 import { sweepOnce } from '../src/core/reaper.ts';
 import { bytesOf } from '../src/storage/storage.ts';
 import { call, pngOfSize } from './helpers/http.ts';
 import { s3ClientConfig } from './helpers/s3.ts';
+import { issueKey, s3ApiEnv, sluiceS3Client } from './helpers/s3api.ts';
 import { backends, leftovers, startServer, type TestServer } from './helpers/server.ts';
 
 const silent = { info() {}, warn() {}, error() {}, debug() {} };
@@ -56,7 +57,7 @@ for (const backend of backends()) {
       // Young: nothing is touched.
       const opts = { storage: srv.storage, keyPrefix: prefix, maxAgeMs: HOUR, log: silent };
       const young = await sweepOnce(opts);
-      assert.deepEqual(young, { staleUploads: 0, orphanObjects: 0, orphanFiles: 0, abandonedCommits: 0 });
+      assert.deepEqual(young, { staleUploads: 0, orphanObjects: 0, orphanFiles: 0, abandonedCommits: 0, abandonedS3Uploads: 0 });
       assert.deepEqual((await leftovers(srv)).keys, before.keys);
 
       // Two hours later: the stale work goes, the committed file and service state stay.
@@ -73,6 +74,46 @@ for (const backend of backends()) {
       ]);
       const got = await call(`${srv.url}/v1/files/${kept}/content`);
       assert.equal(got.status, 200);
+    });
+  });
+}
+
+for (const backend of backends()) {
+  describe(`reaper and the S3 endpoint's multipart uploads on ${backend}`, () => {
+    const acme = issueKey('acme');
+    let srv: TestServer;
+    let s3: S3Client;
+    before(async () => {
+      srv = await startServer({ backend, env: s3ApiEnv([acme]), label: 'reaper-s3api' });
+      s3 = sluiceS3Client(srv.url, acme);
+    });
+    after(async () => {
+      s3.destroy();
+      await srv.close();
+    });
+
+    it('an upload neither completed nor aborted is removed past the max age; objects and young uploads stay', async () => {
+      const prefix = srv.config.keyPrefix;
+      const uploads = `${prefix}/_system/s3/acme/uploads/`;
+      await s3.send(new PutObjectCommand({ Bucket: 'acme', Key: 'kept.png', Body: await pngOfSize(3000), ContentType: 'image/png' }));
+      // Abandoned by its client after one part (a killed `aws s3 cp`).
+      const mpu = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'acme', Key: 'big.png', ContentType: 'image/png' }));
+      await s3.send(new UploadPartCommand({ Bucket: 'acme', Key: 'big.png', UploadId: mpu.UploadId!, PartNumber: 1, Body: await pngOfSize(6 * 1024 * 1024) }));
+      const stateKeys = async () => (await leftovers(srv)).keys.filter((k) => k.startsWith(uploads));
+      assert.ok((await stateKeys()).length >= 3, 'the upload record, a part record and its bytes');
+      const everything = (await leftovers(srv)).keys;
+
+      const opts = { storage: srv.storage, keyPrefix: prefix, maxAgeMs: HOUR, log: silent };
+      assert.equal((await sweepOnce(opts)).abandonedS3Uploads, 0);
+      assert.deepEqual((await leftovers(srv)).keys, everything, 'a young upload is left alone');
+
+      const old = await sweepOnce(opts, Date.now() + 2 * HOUR);
+      assert.equal(old.abandonedS3Uploads, 1);
+      assert.deepEqual(await stateKeys(), []);
+      await assert.rejects(s3.send(new ListPartsCommand({ Bucket: 'acme', Key: 'big.png', UploadId: mpu.UploadId! })), (err: Error) => err.name === 'NoSuchUpload');
+      // The object index and the committed file are not upload state.
+      assert.deepEqual((await leftovers(srv)).keys.sort(), everything.filter((k) => !k.startsWith(uploads)).sort());
+      assert.equal((await s3.send(new HeadObjectCommand({ Bucket: 'acme', Key: 'kept.png' }))).ContentType, 'image/png');
     });
   });
 }

@@ -9,7 +9,9 @@
 //     a resumable-upload marker: a tus upload is the expiry sweep's to remove
 //     (src/tus/sweep.ts), however old its bytes look;
 //   - removes the files of multi-file requests that died mid-commit (a
-//     commit record older than the max age: commits.ts).
+//     commit record older than the max age: commits.ts);
+//   - removes the S3 endpoint's multipart uploads left neither completed nor
+//     aborted (src/s3api/upload-sweep.ts).
 // The max age must exceed the longest upload: younger work may still be in
 // flight, on this instance or another. Start-up enforces it against the tus
 // expiry and the total deadline of an upload request (config.ts). Sweeps are idempotent, so several
@@ -21,6 +23,7 @@ import { pendingCommits } from './commits.ts';
 import { deleteFileObjects } from './files.ts';
 import type { CoreLog } from './ingest.ts';
 import { isFileId, systemPrefix, uploadMarkerPrefix } from './keys.ts';
+import { sweepAbandonedS3Uploads } from '../s3api/upload-sweep.ts';
 
 export interface SweepResult {
   /** Pending multipart uploads aborted (S3) or temp files removed (fs). */
@@ -31,6 +34,8 @@ export interface SweepResult {
   orphanFiles: number;
   /** Multi-file requests that died mid-commit, whose files were removed (commits.ts). */
   abandonedCommits: number;
+  /** Multipart uploads of the S3 endpoint, neither completed nor aborted, removed. */
+  abandonedS3Uploads: number;
 }
 
 export interface ReaperOptions {
@@ -47,7 +52,7 @@ export async function sweepOnce(opts: ReaperOptions, now = Date.now()): Promise<
   const { storage, keyPrefix, log } = opts;
   const olderThan = new Date(now - opts.maxAgeMs);
   const prefix = `${keyPrefix}/`;
-  const result: SweepResult = { staleUploads: 0, orphanObjects: 0, orphanFiles: 0, abandonedCommits: 0 };
+  const result: SweepResult = { staleUploads: 0, orphanObjects: 0, orphanFiles: 0, abandonedCommits: 0, abandonedS3Uploads: 0 };
   if (canSweepStale(storage)) {
     // A resumable upload's multipart state is the tus store's, while its marker lives.
     const keep = async (key: string) => {
@@ -69,6 +74,9 @@ export async function sweepOnce(opts: ReaperOptions, now = Date.now()): Promise<
     result.abandonedCommits++;
     log.warn({ reaper: { commit: c.commitId, files: record?.files.length ?? 0 } }, 'reaper: removed the files of a request that never committed');
   }
+
+  result.abandonedS3Uploads = await sweepAbandonedS3Uploads(storage, keyPrefix, olderThan);
+  if (result.abandonedS3Uploads > 0) log.warn({ reaper: { abandonedS3Uploads: result.abandonedS3Uploads } }, 'reaper: removed abandoned S3-endpoint multipart uploads');
 
   // Keys of one file are adjacent in listing order (<id>/manifest.json, <id>/original, <id>/variants/...).
   const system = systemPrefix(keyPrefix);

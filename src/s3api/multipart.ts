@@ -29,6 +29,7 @@ import { bytesOf, readSmallObject, type Storage } from '../storage/storage.ts';
 import { uploadBody } from './body.ts';
 import { S3Error } from './errors.ts';
 import { uploadsPrefix } from './object-index.ts';
+import { removeS3Upload } from './upload-sweep.ts';
 import { newUploadId, quotedEtag, s3DeclaredType, verifiedOf, type ObjectOperations, type S3Target } from './objects.ts';
 import { S3_PREFIX } from './s3-auth.ts';
 import { completeMultipartXml, initiateMultipartXml, listPartsXml, parseCompleteMultipart, type ListedPart } from './xml.ts';
@@ -188,19 +189,10 @@ export class MultipartOperations {
 
   async abort(request: FastifyRequest, reply: FastifyReply, t: Keyed): Promise<FastifyReply> {
     const { base } = await this.#upload(request, t);
-    await this.#removeUpload(base);
+    await removeS3Upload(this.#storage, base);
     return reply.code(204).send();
   }
 
-  /** The upload record goes last: until it is gone, the upload can still be aborted (and its parts found). */
-  async #removeUpload(base: string): Promise<void> {
-    for (;;) {
-      const page = await this.#storage.list({ prefix: `${base}parts/`, limit: 1000 });
-      for (const o of page.objects) await this.#storage.delete(o.key);
-      if (!page.truncated || page.objects.length === 0) break;
-    }
-    await this.#storage.delete(`${base}upload.json`);
-  }
 
   async complete(request: FastifyRequest, reply: FastifyReply, t: Keyed): Promise<FastifyReply> {
     const started = performance.now();
@@ -257,7 +249,7 @@ export class MultipartOperations {
         throw err;
       }
       logUpload(request.log, [staged], started, undefined, { metrics: this.#deps.metrics, route });
-      await this.#removeUpload(base).catch((err: unknown) => request.log.warn({ err }, 'could not remove a completed multipart upload'));
+      await removeS3Upload(this.#storage, base).catch((err: unknown) => request.log.warn({ err }, 'could not remove a completed multipart upload'));
       const location = `${S3_PREFIX}/${t.bucket}/${t.key}`;
       return reply.code(200).type('application/xml').send(completeMultipartXml(location, t.bucket, t.key, quotedEtag(staged.sha256)));
     } catch (err) {

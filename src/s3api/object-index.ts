@@ -24,12 +24,17 @@ export interface IndexEntry {
   lastModified: string;
 }
 
+/** Where the endpoint's state lives, one folder per tenant. */
+export function s3StatePrefix(keyPrefix: string): string {
+  return `${systemPrefix(keyPrefix)}s3/`;
+}
+
 export function objectsPrefix(keyPrefix: string, tenant: string): string {
-  return `${systemPrefix(keyPrefix)}s3/${tenant}/objects/`;
+  return `${s3StatePrefix(keyPrefix)}${tenant}/objects/`;
 }
 
 export function uploadsPrefix(keyPrefix: string, tenant: string): string {
-  return `${systemPrefix(keyPrefix)}s3/${tenant}/uploads/`;
+  return `${s3StatePrefix(keyPrefix)}${tenant}/uploads/`;
 }
 
 /** Compare-and-swap attempts before a PutObject gives up on a key many writers hammer at once. */
