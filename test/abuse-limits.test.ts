@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { bearer, hsEnv, hsToken } from './helpers/auth.ts';
 import { call } from './helpers/http.ts';
+import { issueKey, s3ApiEnv, sluiceS3Client } from './helpers/s3api.ts';
 import { startServer, type TestServer } from './helpers/server.ts';
 import { until } from './helpers/wait.ts';
 
@@ -84,5 +86,45 @@ describe('concurrent uploads per tenant', () => {
     }
     const later = await call(`${srv.url}/v1/files/x.txt`, { method: 'PUT', headers: { ...acme, 'content-type': 'text/plain' }, body: 'x' });
     assert.equal(later.status, 201);
+  });
+});
+
+describe('rate limits on the S3 endpoint', () => {
+  const acme = issueKey('acme');
+  const other = issueKey('acme');
+  let srv: TestServer;
+  before(async () => {
+    srv = await startServer({ env: { ...s3ApiEnv([acme, other]), SLUICE_RATE_LIMIT_PER_IP: '12', SLUICE_RATE_LIMIT_PER_SUBJECT: '4', SLUICE_RATE_LIMIT_WINDOW_MS: '60000' } });
+  });
+  after(() => srv.close());
+
+  test('per access key: the fifth request in the window is SlowDown with Retry-After; another key is unaffected', async () => {
+    const s3 = sluiceS3Client(srv.url, acme);
+    const s3b = sluiceS3Client(srv.url, other);
+    try {
+      for (let i = 0; i < 4; i++) await s3.send(new ListObjectsV2Command({ Bucket: 'acme' }));
+      const err = await s3.send(new ListObjectsV2Command({ Bucket: 'acme' })).then(
+        () => undefined,
+        (e: unknown) => e as Error & { $metadata?: { httpStatusCode?: number }; $response?: { headers?: Record<string, string> } },
+      );
+      assert.equal(err?.name, 'SlowDown');
+      assert.equal(err.$metadata?.httpStatusCode, 503);
+      assert.match(err.message, /RATE_LIMITED/);
+      assert.ok(Number(err.$response?.headers?.['retry-after']) >= 1, 'Retry-After');
+      await s3b.send(new ListObjectsV2Command({ Bucket: 'acme' }));
+    } finally {
+      s3.destroy();
+      s3b.destroy();
+    }
+  });
+
+  test('per IP, before any signature is checked: unsigned floods are limited too', async () => {
+    let limited: number | undefined;
+    for (let i = 0; i < 20 && limited === undefined; i++) {
+      const r = await call(`${srv.url}/s3/acme/x.txt`);
+      if (r.status === 503 && r.body.toString().includes('<Code>SlowDown</Code>')) limited = i;
+      else assert.equal(r.status, 403, r.body.toString());
+    }
+    assert.ok(limited !== undefined, 'never limited');
   });
 });

@@ -48,6 +48,8 @@ async function s3AuthPlugin(app: FastifyInstance, { config }: { config: S3ApiCon
   app.decorateRequest('s3', undefined);
   app.addHook('onRequest', async (request) => {
     if (!request.routeOptions.config.s3) return;
+    // The same limits as /v1, in the same order: per IP before the signature is checked, per caller after.
+    await app.rateLimits.byIp(request);
     const verified = await verifier.verify({ method: request.method, rawUrl: request.url, headers: request.headers });
     const { principal } = verified;
     // Equal counts as revoked, as for API keys (authenticator.ts).
@@ -56,6 +58,7 @@ async function s3AuthPlugin(app: FastifyInstance, { config }: { config: S3ApiCon
     request.principal = principal;
     request.tenant = principal.tenant;
     request.log = request.log.child({ tenant: principal.tenant, sub: principal.subject });
+    await app.rateLimits.bySubject(request);
     const scope = requiredScope(request);
     if (!principal.scopes.has(scope)) throw new S3Error('AccessDenied', `Access Denied: the access key lacks the ${scope} scope`);
   });

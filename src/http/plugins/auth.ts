@@ -35,6 +35,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Shared with the admin route, so a revocation takes effect at once on this instance. */
     revocations: RevocationStore;
+    /** The rate limits, for routes that authenticate themselves (the S3 endpoint): by client IP, and by the caller once known. */
+    rateLimits: { byIp(request: FastifyRequest): Promise<void>; bySubject(request: FastifyRequest): Promise<void> };
   }
 }
 
@@ -84,6 +86,8 @@ async function authPlugin(app: FastifyInstance, { deps }: { deps: AppDeps }): Pr
       throw new SluiceError('RATE_LIMITED', { headers: { 'retry-after': String(Math.max(1, r.ttlInSeconds)) }, details: { limit: r.max } });
     }
   };
+
+  app.decorate('rateLimits', { byIp: (request: FastifyRequest) => enforce(byIp, request), bySubject: (request: FastifyRequest) => enforce(bySubject, request) });
 
   app.addHook('onRequest', async (request) => {
     const url = request.routeOptions.url;
