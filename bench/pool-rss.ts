@@ -9,20 +9,17 @@
 // dirty-page decay and a background purging thread (MALLOC_CONF, which the Dockerfile sets: the lowest peak and end RSS measured).
 
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import sharp from 'sharp';
 import { loadConfig } from '../src/config.ts';
+import { imageAllocatorEnv, JEMALLOC, jemallocEnv } from './lib/allocator.ts';
 import { IMAGE_WORKER } from '../src/jobs/tasks.ts';
 import type { ImageTask, TaskResult } from '../workers/tasks.ts';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 400);
 const POOL = Number(process.env.BENCH_POOL ?? loadConfig({}).jobs.poolSize);
-/** The Dockerfile's MALLOC_CONF: freed pages go back to the OS within a second instead of ten. */
-export const JEMALLOC_CONF = 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0';
-const JEMALLOC = process.env.JEMALLOC ?? '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
 const mib = (b: number) => Math.round(b / 1024 / 1024);
 
 if (process.argv[2] === '--child') {
@@ -73,8 +70,8 @@ const out: Record<string, { startMiB: number; peakMiB: number; endMiB: number; s
 const variants: [string, Record<string, string> | undefined][] = [
   ['glibc', {}],
   ['glibc-arena2', { MALLOC_ARENA_MAX: '2' }],
-  ['jemalloc', existsSync(JEMALLOC) ? { LD_PRELOAD: JEMALLOC } : undefined],
-  ['jemalloc-decay', existsSync(JEMALLOC) ? { LD_PRELOAD: JEMALLOC, MALLOC_CONF: JEMALLOC_CONF } : undefined],
+  ['jemalloc', jemallocEnv()],
+  ['jemalloc-decay', imageAllocatorEnv()],
 ];
 for (const [label, extra] of variants) {
   if (!extra) {

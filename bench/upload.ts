@@ -1,6 +1,8 @@
 // npm run bench:upload — sluice vs a direct lib-storage upload to the same
 // MinIO, side by side in one run, plus the service's peak RSS at 1 GiB, 5 GiB
-// and with the S3 side throttled far below the client.
+// and with the S3 side throttled far below the client: with glibc's malloc,
+// and again with the allocator the Docker image ships (jemalloc and its
+// MALLOC_CONF, bench/lib/allocator.ts) where jemalloc is installed.
 //
 // Sizes are overridable for a quick look: BENCH_SIZE_MB (1024), BENCH_BIG_MB
 // (5120), BENCH_RUNS (3), BENCH_THROTTLE_MB (256), BENCH_THROTTLE_MBPS (16).
@@ -13,6 +15,7 @@ import { startMinio } from '../scripts/minio.ts';
 import { startThrottleProxy } from './lib/throttle-proxy.ts';
 import { payload } from './lib/payload.ts';
 import { median, startService, type ServiceProcess } from './lib/service.ts';
+import { imageAllocatorEnv } from './lib/allocator.ts';
 
 const MiB = 1024 * 1024;
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024) * MiB;
@@ -109,22 +112,36 @@ try {
   await lib.stop();
   log(`same ${SIZE / MiB} MiB with SLUICE_S3_UPLOADER=lib-storage: ${mbps(SIZE, tLib).toFixed(0)} MB/s, peak RSS ${rssLib} MiB`);
 
-  const big = await startService(serviceEnv(minio.endpoint));
-  const tBig = await viaSluice(big, BIG);
-  const rss5g = await big.peakRssMb();
-  await big.stop();
-  log(`${BIG / MiB} MiB upload: ${mbps(BIG, tBig).toFixed(0)} MB/s, peak RSS ${rss5g} MiB`);
-
   const { port } = new URL(minio.endpoint);
   const proxy = await startThrottleProxy({ host: '127.0.0.1', port: Number(port) }, THROTTLE_RATE);
-  const slow = await startService(serviceEnv(`http://127.0.0.1:${proxy.port}`));
-  const tSlow = await viaSluice(slow, THROTTLED);
-  const rssThrottled = await slow.peakRssMb();
-  await slow.stop();
-  await proxy.close();
-  log(`throttled S3 (${THROTTLE_RATE / MiB} MB/s cap), ${THROTTLED / MiB} MiB from a fast client: ${mbps(THROTTLED, tSlow).toFixed(1)} MB/s end to end, peak RSS ${rssThrottled} MiB`);
+  /** Peak RSS of one upload of `size` on a fresh service. */
+  const peakOf = async (label: string, size: number, endpoint: string, alloc: Record<string, string> = {}): Promise<number> => {
+    const svc = await startService({ ...serviceEnv(endpoint), ...alloc });
+    const t = await viaSluice(svc, size);
+    const rss = await svc.peakRssMb();
+    await svc.stop();
+    log(`${label}: ${mbps(size, t).toFixed(1)} MB/s end to end, peak RSS ${rss} MiB`);
+    return rss;
+  };
+  const slowEndpoint = `http://127.0.0.1:${proxy.port}`;
+  const throttledLabel = `throttled S3 (${THROTTLE_RATE / MiB} MB/s cap), ${THROTTLED / MiB} MiB from a fast client`;
+  const rss5g = await peakOf(`${BIG / MiB} MiB upload`, BIG, minio.endpoint);
+  const rssThrottled = await peakOf(throttledLabel, THROTTLED, slowEndpoint);
 
-  console.log(`RESULT upload ratio=${ratio.toFixed(3)} rss_1g_mb=${rss1g} rss_5g_mb=${rss5g} rss_throttled_mb=${rssThrottled} rss_1g_lib_storage_mb=${rssLib} sluice_mbps=${mbps(SIZE, median(sluiceTimes)).toFixed(0)} direct_mbps=${mbps(SIZE, median(directTimes)).toFixed(0)}`);
+  // The same three with the image's allocator: what a container of sluice holds.
+  const image = imageAllocatorEnv();
+  let imageKeys = '';
+  if (image) {
+    const i1 = await peakOf(`image allocator, ${SIZE / MiB} MiB upload`, SIZE, minio.endpoint, image);
+    const i5 = await peakOf(`image allocator, ${BIG / MiB} MiB upload`, BIG, minio.endpoint, image);
+    const it = await peakOf(`image allocator, ${throttledLabel}`, THROTTLED, slowEndpoint, image);
+    imageKeys = ` rss_1g_image_mb=${i1} rss_5g_image_mb=${i5} rss_throttled_image_mb=${it}`;
+  } else {
+    log('jemalloc not installed (libjemalloc2): the image allocator rows are skipped');
+  }
+  await proxy.close();
+
+  console.log(`RESULT upload ratio=${ratio.toFixed(3)} rss_1g_mb=${rss1g} rss_5g_mb=${rss5g} rss_throttled_mb=${rssThrottled}${imageKeys} rss_1g_lib_storage_mb=${rssLib} sluice_mbps=${mbps(SIZE, median(sluiceTimes)).toFixed(0)} direct_mbps=${mbps(SIZE, median(directTimes)).toFixed(0)}`);
 } finally {
   client.destroy();
   await minio.stop();
