@@ -37,7 +37,8 @@ export async function startService(env: Record<string, string>, entry = 'dist/sr
   // Same V8 flag as `npm start` (package.json): a 1 MiB young generation is
   // scavenged often enough that socket buffers are freed promptly (peak RSS
   // 216 → 138 MiB for one 512 MiB upload, measured in this bench's setup).
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', entry], {
+  // BENCH_SEMI overrides it for comparisons (docs/performance.md, upload RSS: 1 stays the lowest).
+  const child = spawn(process.execPath, [`--max-semi-space-size=${process.env.BENCH_SEMI ?? 1}`, entry], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
