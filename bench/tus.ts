@@ -12,7 +12,8 @@
 // bench measures the time until the upload can continue and the bytes the
 // client has to send again. Peak RSS is the kernel's VmHWM of each server.
 //
-// Knobs for a quick look: BENCH_SIZE_MB (1024), BENCH_RUNS (3), BENCH_PATCH_MB (8).
+// Knobs for a quick look: BENCH_SIZE_MB (1024), BENCH_RUNS (3), BENCH_PATCH_MB (8);
+// BENCH_JOBS=1 runs the servers with their default image jobs on.
 // tusd: `bash scripts/install-minio.sh --with-tusd` (or TUSD_BIN).
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -285,6 +286,10 @@ const sluiceEnv = {
   SLUICE_S3_PART_SIZE: String(8 * MiB),
   SLUICE_MAX_FILE_BYTES: String(SIZE + MiB),
   SLUICE_TUS_SWEEP_INTERVAL_MS: '0',
+  // The upload paths alone, as in bench:upload: each finished 1 GiB PNG would otherwise get the
+  // default thumbnail job, whose CPU overlaps the next runs and whose memory (a pool thread, libvips)
+  // is bench:pool's subject, not this one's. BENCH_JOBS=1 keeps them.
+  ...(process.env.BENCH_JOBS === '1' ? {} : { SLUICE_JOBS_POOL_SIZE: '0' }),
 };
 const procs: Proc[] = [];
 try {
