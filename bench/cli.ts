@@ -24,6 +24,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, DeleteObjectsCommand, S3Client, paginateListObjectsV2 } from '@aws-sdk/client-s3';
 import { startMinio, type MinioServer } from '../scripts/minio.ts';
+import { sluiceS3Env } from './lib/harness.ts';
 import { metricSum, scrape } from './lib/proc-stats.ts';
 
 const { values: o } = parseArgs({
@@ -124,12 +125,7 @@ async function startService(minio: MinioServer, bucket: string): Promise<{ url: 
       PATH: process.env.PATH ?? '',
       PORT: String(port),
       LOG_LEVEL: 'warn',
-      SLUICE_S3_ENDPOINT: minio.endpoint,
-      SLUICE_S3_REGION: minio.region,
-      SLUICE_S3_BUCKET: bucket,
-      SLUICE_S3_ACCESS_KEY_ID: minio.accessKeyId,
-      SLUICE_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
-      SLUICE_S3_FORCE_PATH_STYLE: 'true',
+      ...sluiceS3Env(minio, bucket),
       // The default per-IP limit (1,200 requests/min) would cap the CLI at 20 files/s: this
       // measures throughput, not the limiter (the CLI honours its 429s and Retry-After).
       SLUICE_RATE_LIMIT_PER_IP: '0',

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { startMinio } from '../scripts/minio.ts';
 import { startRedis } from '../scripts/redis.ts';
-import { BENCH_ENV, loadNote, median, procMemMiB } from './lib/harness.ts';
+import { BENCH_ENV, loadNote, median, procMemMiB, sluiceS3Env } from './lib/harness.ts';
 import { startService } from './lib/service.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -87,14 +87,7 @@ try {
     forcePathStyle: true,
     credentials: { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey },
   }).send(new CreateBucketCommand({ Bucket: bucket }));
-  const s3 = {
-    SLUICE_S3_ENDPOINT: minio.endpoint,
-    SLUICE_S3_BUCKET: bucket,
-    SLUICE_S3_REGION: minio.region,
-    SLUICE_S3_ACCESS_KEY_ID: minio.accessKeyId,
-    SLUICE_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
-    SLUICE_S3_FORCE_PATH_STYLE: 'true',
-  };
+  const s3 = sluiceS3Env(minio, bucket);
   const dataDir = `/tmp/sluice-idle-rss-${process.pid}`;
   const configs: [string, string, Record<string, string>][] = [
     ['fs_minimal', 'fs, jobs off (SLUICE_JOBS_POOL_SIZE=0), SLUICE_DOCS=false', { SLUICE_DATA_DIR: dataDir, SLUICE_JOBS_POOL_SIZE: '0', SLUICE_DOCS: 'false' }],

@@ -28,7 +28,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { request } from 'undici';
 import { startMinio } from '../scripts/minio.ts';
-import { procMemMiB } from './lib/harness.ts';
+import { procMemMiB, sluiceS3Env } from './lib/harness.ts';
 import { freePort, median, startService } from './lib/service.ts';
 
 const MiB = 1024 * 1024;
@@ -276,13 +276,7 @@ await client.send(new CreateBucketCommand({ Bucket: bucket }));
 const sluiceEnv = {
   LOG_LEVEL: 'warn',
   HOST: '127.0.0.1',
-  SLUICE_STORAGE: 's3',
-  SLUICE_S3_ENDPOINT: minio.endpoint,
-  SLUICE_S3_BUCKET: bucket,
-  SLUICE_S3_REGION: minio.region,
-  SLUICE_S3_ACCESS_KEY_ID: minio.accessKeyId,
-  SLUICE_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
-  SLUICE_S3_FORCE_PATH_STYLE: 'true',
+  ...sluiceS3Env(minio, bucket),
   SLUICE_S3_PART_SIZE: String(8 * MiB),
   SLUICE_MAX_FILE_BYTES: String(SIZE + MiB),
   SLUICE_TUS_SWEEP_INTERVAL_MS: '0',

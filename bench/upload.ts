@@ -16,6 +16,7 @@ import { startThrottleProxy } from './lib/throttle-proxy.ts';
 import { payload } from './lib/payload.ts';
 import { median, startService, type ServiceProcess } from './lib/service.ts';
 import { imageAllocatorEnv } from './lib/allocator.ts';
+import { sluiceS3Env } from './lib/harness.ts';
 
 const MiB = 1024 * 1024;
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024) * MiB;
@@ -41,13 +42,7 @@ const serviceEnv = (endpoint: string, uploader = 'parts') => ({
   // thumbnail jobs, whose memory is bench:pool's subject, not this one's.
   SLUICE_JOBS_POOL_SIZE: '0',
   SLUICE_S3_UPLOADER: uploader,
-  SLUICE_STORAGE: 's3',
-  SLUICE_S3_ENDPOINT: endpoint,
-  SLUICE_S3_BUCKET: bucket,
-  SLUICE_S3_REGION: minio.region,
-  SLUICE_S3_ACCESS_KEY_ID: minio.accessKeyId,
-  SLUICE_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
-  SLUICE_S3_FORCE_PATH_STYLE: 'true',
+  ...sluiceS3Env(minio, bucket, endpoint),
   SLUICE_S3_PART_SIZE: String(PART),
   SLUICE_S3_QUEUE_SIZE: String(QUEUE),
   SLUICE_MAX_FILE_BYTES: String(BIG + MiB),

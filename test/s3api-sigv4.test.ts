@@ -3,13 +3,12 @@
 // in Multiple Chunks"), and presigned URLs made by the AWS SDK's own signer.
 
 import assert from 'node:assert/strict';
-import { createHash, createHmac } from 'node:crypto';
 import { test } from 'node:test';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { Checksum, SourceData } from '@smithy/types';
 import { AwsChunkedDecoder, chunkSigningOf } from '../src/s3api/aws-chunked.ts';
 import { S3Error } from '../src/s3api/errors.ts';
 import { SigV4Verifier, type CredentialLookup } from '../src/s3api/sigv4.ts';
+import { Sha256 } from './helpers/s3api.ts';
 
 const AKID = 'AKIAIOSFODNN7EXAMPLE';
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
@@ -98,20 +97,6 @@ test('a changed signed header is SignatureDoesNotMatch; a stale date RequestTime
   assert.equal(e.s3Code, 'SignatureDoesNotMatch');
   assert.equal((await rejected(verifier.verify(AWS_EXAMPLE, EXAMPLE_NOW + 3600_000))).s3Code, 'RequestTimeTooSkewed');
 });
-
-class Sha256 implements Checksum {
-  #h;
-  constructor(key?: SourceData) {
-    this.#h = key === undefined ? createHash('sha256') : createHmac('sha256', Buffer.from(key as Uint8Array));
-  }
-  update(d: Uint8Array) {
-    this.#h.update(d);
-  }
-  digest() {
-    return Promise.resolve(new Uint8Array(this.#h.digest()));
-  }
-  reset() {}
-}
 
 test("a presigned GET made by the SDK's signer verifies until it expires", async () => {
   const signer = new SignatureV4({ service: 's3', region: 'eu-west-1', credentials: { accessKeyId: AKID, secretAccessKey: SECRET }, sha256: Sha256, uriEscapePath: false });

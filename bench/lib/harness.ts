@@ -24,6 +24,19 @@ export function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
 }
 
+/** The environment that points a sluice at `bucket` on `minio` (path-style, its own credentials); `endpoint` may be a proxy in front of it. */
+export function sluiceS3Env(minio: MinioServer, bucket: string, endpoint = minio.endpoint): Record<string, string> {
+  return {
+    SLUICE_STORAGE: 's3',
+    SLUICE_S3_ENDPOINT: endpoint,
+    SLUICE_S3_BUCKET: bucket,
+    SLUICE_S3_REGION: minio.region,
+    SLUICE_S3_ACCESS_KEY_ID: minio.accessKeyId,
+    SLUICE_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
+    SLUICE_S3_FORCE_PATH_STYLE: 'true',
+  };
+}
+
 /** Start MinIO when the backend is s3 and export it the way test/helpers/s3.ts expects. */
 export async function s3ForBench(backend: string): Promise<MinioServer | undefined> {
   if (backend !== 's3') return undefined;

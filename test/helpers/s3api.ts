@@ -33,7 +33,8 @@ export function sluiceS3Client(url: string, key: Pick<IssuedKey, 'accessKeyId' |
   });
 }
 
-class Sha256 implements Checksum {
+/** node:crypto's SHA-256 and HMAC in the shape the SDK's signer takes. */
+export class Sha256 implements Checksum {
   #h;
   constructor(key?: SourceData) {
     this.#h = key === undefined ? createHash('sha256') : createHmac('sha256', Buffer.from(key as Uint8Array));
