@@ -71,7 +71,7 @@ describe('upload page in Chromium', { skip: existsSync(CHROMIUM) ? false : `no $
   let server: ChildProcess | undefined;
   let context: BrowserContext | undefined;
   before(async () => {
-    await buildWeb({ ifMissing: true });
+    await buildWeb({ ifStale: true });
     dataDir = await mkdtemp(path.join(tmpdir(), 'sluice-browser-data-'));
     profile = await mkdtemp(path.join(tmpdir(), 'sluice-browser-profile-'));
     port = await freePort();
