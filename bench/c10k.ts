@@ -141,11 +141,32 @@ async function main(backend: 's3' | 'fs'): Promise<Record<string, string>> {
       }
     })();
 
+    // The server's own memory split once a second (its /metrics), kept for the sample of highest RSS:
+    // what the peak is made of (V8 heap, Buffers outside it, the rest: native and allocator).
+    const memAgent = new Agent({ connections: 1 });
+    let atPeak: { rss: number; heapTotal: number; heapUsed: number; external: number } | undefined;
+    const memPoller = (async () => {
+      while (polling) {
+        try {
+          const res = await request(`${srv.url}/metrics`, { dispatcher: memAgent, headersTimeout: 10_000 });
+          const text = await res.body.text();
+          const v = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
+          const m = { rss: v('process_resident_memory_bytes'), heapTotal: v('nodejs_heap_size_total_bytes'), heapUsed: v('nodejs_heap_size_used_bytes'), external: v('nodejs_external_memory_bytes') };
+          if (!atPeak || m.rss > atPeak.rss) atPeak = m;
+        } catch {
+          // A busy server may time out; the next sample counts.
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+
     const started = performance.now();
     const statuses = await Promise.all(Array.from({ length: clients }, (_, i) => upload(srv.port, head, (i / clients) * RAMP_MS)));
     const wall = (performance.now() - started) / 1000;
     polling = false;
     await poller;
+    await memPoller;
+    await memAgent.close();
     const cpu1 = { server: await processCpuS(pid), main: await threadCpuS(pid), minio: minio?.pid ? await processCpuS(minio.pid) : 0 };
     const metrics1 = await scrape(srv.url);
     const tcp1 = await tcpCounters();
@@ -193,11 +214,16 @@ async function main(backend: 's3' | 'fs'): Promise<Record<string, string>> {
     if (connErrors.size > 0) console.log(`connection ends without an answer: ${[...connErrors].map(([c, n]) => `${c}=${n}`).join(' ')}`);
     console.log(`statuses: ${[...byStatus].map(([s, n]) => `${s || 'conn-error'}=${n}`).join(' ')}`);
     console.log(`wall ${wall.toFixed(1)} s; server peak RSS ${peak} MiB; /health samples=${health.length} errors=${healthErrors} p50=${p50.toFixed(1)} ms p99=${p99.toFixed(1)} ms max=${Math.max(...health).toFixed(1)} ms`);
+    if (atPeak) {
+      const rest = atPeak.rss - atPeak.heapTotal - atPeak.external;
+      console.log(`memory at the highest sampled RSS (${atPeak.rss.toFixed(0)} MiB): V8 heap ${atPeak.heapTotal.toFixed(0)} MiB (used ${atPeak.heapUsed.toFixed(0)}), Buffers ${atPeak.external.toFixed(0)} MiB, native and allocator ${rest.toFixed(0)} MiB`);
+    }
     console.log(`after: ${await loadNote()}`);
     const r: Record<string, string> = { backend, errors: String(errors), rss_mb: String(peak), health_p99_ms: p99.toFixed(1), server_cpu_s: cpu.server.toFixed(1) };
     if (backend === 's3') r.minio_cpu_s = cpu.minio.toFixed(1);
     r.service_cpu_ms_per_upload = ((cpu.server * 1000) / perUpload).toFixed(2);
     if (backend === 's3') r.s3_requests_per_upload = (s3Requests / perUpload).toFixed(2);
+    if (atPeak) r.heap_at_peak_mb = atPeak.heapTotal.toFixed(0);
     console.log(`c10k ${Object.entries(r).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     return r;
   } finally {
