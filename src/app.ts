@@ -27,7 +27,7 @@ import { InstrumentedStorage } from './storage/instrumented.ts';
 export async function defaultDeps(config: Readonly<Config>, storage: Storage, log: Logger = createLogger(config)): Promise<AppDeps> {
   const budget = new BufferBudget(config.uploadBufferBytes, config.maxActiveUploads);
   const metrics = config.ops.metrics ? new SluiceMetrics({ uvThreadpoolSize: config.ops.uvThreadpoolSize }) : undefined;
-  // One pair of Redis connections per process (issue 11), errors counted per connection.
+  // One pair of Redis connections per process (commands, and the subscriber pub/sub needs), errors counted per connection.
   // ioredis is imported only for a config with SLUICE_REDIS_URL (docs/performance.md, "Idle memory").
   const RedisLink = config.redis ? (await import('./redis/link.ts')).RedisLink : undefined;
   const redis = config.redis && RedisLink ? new RedisLink(config.redis, log.child({ component: 'redis' }), (role) => metrics?.redisErrors.inc({ connection: role })) : undefined;

@@ -301,7 +301,7 @@ const envSchema = z.object({
    */
   SLUICE_LISTEN_BACKLOG: int(1, 65535).default(4096),
   // --- end operations ---
-  // --- beyond one machine (issue 11): Redis, BullMQ, roles; docs/operations.md ---
+  // --- beyond one machine: Redis, BullMQ, roles (what must be shared beyond the bucket); docs/operations.md ---
   /** What this node does: ingest (uploads, downloads; no pool), worker (the job pool; only /health, /ready, /metrics) or all. */
   SLUICE_ROLE: z.enum(['ingest', 'worker', 'all']).default('all'),
   /** redis:// or rediss:// (TLS) URL of a Redis or Valkey; unset: everything stays in this process (embedded). */
@@ -436,7 +436,7 @@ function checkRelations(e: ParsedEnv, ctx: z.RefinementCtx): void {
   if (e.SLUICE_ROLE === 'worker' && e.SLUICE_JOBS_POOL_SIZE === 0) refuse('SLUICE_JOBS_POOL_SIZE', 'a worker node (SLUICE_ROLE=worker) needs a pool');
 }
 
-/** Shared state across instances (issue 11); undefined without SLUICE_REDIS_URL: embedded, per process. */
+/** Shared state across instances; undefined without SLUICE_REDIS_URL: embedded, per process. */
 function redisConfig(e: ParsedEnv) {
   if (e.SLUICE_REDIS_URL === undefined) return undefined;
   const ca = e.SLUICE_REDIS_TLS_CA_FILE;
@@ -611,7 +611,7 @@ function toConfig(e: ParsedEnv) {
       docs: e.SLUICE_DOCS,
       listenBacklog: e.SLUICE_LISTEN_BACKLOG,
     },
-    /** What this node runs (issue 11). */
+    /** What this node runs: ingest, worker or both. */
     role: e.SLUICE_ROLE,
     redis: redisConfig(e),
   };

@@ -94,7 +94,7 @@ export const errorCatalogue = {
   UPLOAD_INTEROP_UNSUPPORTED: { status: 400, message: 'The Upload-Draft-Interop-Version is not supported' },
   UPLOAD_LENGTH_INCONSISTENT: { status: 400, message: 'The upload length values disagree (or more bytes than the length arrived)' },
 
-  // --- beyond one machine (issue 11): shared limits in Redis ---
+  // --- beyond one machine: shared limits in Redis ---
   LIMITS_UNAVAILABLE: { status: 503, message: 'The shared limits store is unreachable; retry later' },
   /** /ready only: a node configured with SLUICE_REDIS_URL cannot reach it. */
   REDIS_UNAVAILABLE: { status: 503, message: 'Redis is unreachable' },

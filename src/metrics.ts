@@ -20,7 +20,7 @@ export interface GaugeSources {
   jobs?: () => JobStats;
   /** Requests (any route) in flight. */
   inflightRequests?: () => number;
-  /** BullMQ queue counts (issue 11). */
+  /** BullMQ queue counts; absent without Redis. */
   queues?: () => Promise<readonly { queue: string; state: string; count: number }[]>;
 }
 
@@ -48,7 +48,7 @@ export class SluiceMetrics {
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly httpDuration: Histogram<'method' | 'route'>;
   readonly shed: Counter<'reason'>;
-  // beyond one machine (issue 11)
+  // beyond one machine: Redis and the shared limits
   readonly redisErrors: Counter<'connection'>;
   readonly limiterHits: Counter<'limiter'>;
   readonly limiterErrors: Counter<'limiter'>;

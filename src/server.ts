@@ -57,7 +57,7 @@ if (cluster.isWorker) onPrimaryShutdown(() => stop('primary', false));
 const storage = await createStorage(config);
 const base = await defaultDeps(config, storage, log);
 // Processing jobs: started before listening, so recovered work begins at once.
-// An ingest node (issue 11) runs no pool: its commits leave markers (and, with Redis,
+// An ingest node runs no pool: its commits leave markers (and, with Redis,
 // BullMQ jobs it enqueues) for the worker nodes.
 const jobs =
   config.role === 'ingest' && !config.redis

@@ -1,4 +1,4 @@
-// Jobs through BullMQ (issue 11): an ingest node enqueues, worker nodes run the
+// Jobs through BullMQ: an ingest node enqueues, worker nodes run the
 // pool, all real processes on one Redis and one bucket.
 // - a committed image gets its thumbnail from the worker, recorded once;
 // - SIGKILL of the worker mid-job: its lock expires, BullMQ's stalled check

@@ -1,4 +1,4 @@
-// Limits shared across instances (issue 11): two ingest processes on one Redis.
+// Limits shared across instances: two ingest processes on one Redis.
 // - a per-IP rate limit of N per window admits N requests in total across both;
 // - a tenant's concurrent-upload cap holds across both;
 // - SIGKILL of a node holding slots: its leases expire (a Redis keyspace event

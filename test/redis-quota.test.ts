@@ -1,4 +1,4 @@
-// The tenant quota shared through Redis (issue 11): two ingest processes on one
+// The tenant quota shared through Redis: two ingest processes on one
 // Redis and one storage. Each node trusts its copy of the storage usage record
 // for 10 minutes here, so only the Redis counter can make one node see the
 // other's commits and deletes in time. A counter that is gone (Redis flushed)

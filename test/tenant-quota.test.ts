@@ -80,7 +80,7 @@ for (const backend of backends()) {
   });
 }
 
-// The usage record (issue 13): quota checks after the cache expires read one
+// The usage record: quota checks after the cache expires read one
 // small record instead of listing every object of the tenant; a listing happens
 // only when the record is missing or on reconcile(). The old code listed the
 // tenant on every check once `ttlMs` had passed (here 0: every check).

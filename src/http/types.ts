@@ -24,7 +24,7 @@ export interface AppDeps {
   metrics?: SluiceMetrics;
   /** In a cluster worker: the metrics of every worker, aggregated by the primary. */
   clusterMetrics?: () => Promise<{ contentType: string; body: string }>;
-  /** Shared limits and revocation messages (issue 11); absent without SLUICE_REDIS_URL. Closed with the app. */
+  /** Shared limits, job queues and revocation messages across instances; absent without SLUICE_REDIS_URL. Closed with the app. */
   redis?: RedisLink;
 }
 

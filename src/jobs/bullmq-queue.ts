@@ -1,4 +1,4 @@
-// The FileQueue on Redis through BullMQ (issue 11), used when SLUICE_REDIS_URL
+// The FileQueue on Redis through BullMQ, used when SLUICE_REDIS_URL
 // is set. Two queues under SLUICE_REDIS_PREFIX:
 //   jobs      one BullMQ job per (file, job name), jobId `<tenant>.<file id>.<job name>`
 //   webhooks  one per file, jobId `<tenant>.<file id>.webhook`, queued once its jobs ended

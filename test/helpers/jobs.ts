@@ -1,4 +1,4 @@
-// A real sluice instance with its job service (issue 3), and helpers to make
+// A real sluice instance with its job service, and helpers to make
 // test images with sharp and wait for a file's jobs to end.
 
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -52,7 +52,7 @@ export class RevocationStore {
     this.#now = now;
   }
 
-  /** Publish revocations made here, and drop cached entries when any instance revokes (issue 11). */
+  /** Publish revocations made here, and drop cached entries when any instance revokes, so a revocation holds everywhere at once. */
   async useBus(bus: RevocationBus, log: CoreLog): Promise<void> {
     this.#bus = { bus, log };
     await bus.subscribe(

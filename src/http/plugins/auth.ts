@@ -52,7 +52,8 @@ async function authPlugin(app: FastifyInstance, { deps }: { deps: AppDeps }): Pr
   const authenticator = new Authenticator(sec, revocations);
   app.decorate('revocations', revocations);
   app.decorateRequest('principal', undefined);
-  // issue 11: every instance drops a revoked entry from its cache as soon as any instance revokes it.
+  // With Redis, every instance drops a revoked entry from its cache as soon as any instance revokes it,
+  // instead of serving it until its cache time runs out.
   if (deps.redis) await revocations.useBus(new RedisRevocationBus(deps.redis, app.log), app.log);
 
   if (!sec.authEnabled) {
@@ -62,7 +63,7 @@ async function authPlugin(app: FastifyInstance, { deps }: { deps: AppDeps }): Pr
     app.log.warn('SLUICE_LINK_SECRET is not set: signed links use a random per-process key and stop working on restart or on other instances');
   }
 
-  // global: false — limits are applied explicitly below, in a known order. With Redis (issue 11) the
+  // global: false — limits are applied explicitly below, in a known order. With Redis the
   // windows are counted in @fastify/rate-limit's Redis store, so N per window holds across all instances.
   const store = deps.redis ? { redis: deps.redis.commands, nameSpace: `${deps.redis.key('rate')}:` } : {};
   await app.register(rateLimit, { global: false, ...store });

@@ -30,7 +30,8 @@ export interface RouteOptions {
 
 export async function routes(app: FastifyInstance, opts: RouteOptions): Promise<void> {
   await app.register(healthRoutes, opts);
-  // issue 11: a worker node runs the job pool and answers only probes and metrics.
+  // A worker node runs the job pool and answers only probes and metrics: uploads and downloads
+  // go to ingest nodes, so the two tiers scale apart.
   if (opts.deps.config.role === 'worker') {
     await app.register(metricsRoute, opts);
     return;
