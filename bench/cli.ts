@@ -85,7 +85,8 @@ async function timed(cmd: string, args: string[], env: Record<string, string> = 
   return { ...r, rssKb: rss!, cpuS: user! + sys! };
 }
 
-const runCli = (args: string[]) => timed(process.execPath, [CLI, ...args]);
+// With the V8 flag bin/sluice.js's shebang gives the installed command.
+const runCli = (args: string[]) => timed(process.execPath, ['--max-semi-space-size=1', CLI, ...args]);
 
 /** CPU seconds a running process has used so far (Linux /proc). */
 async function cpuOf(pid: number): Promise<number> {
